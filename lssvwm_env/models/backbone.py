@@ -1,0 +1,160 @@
+"""The dynamics backbone: layers that interleave the block-wise SSM scan, dense local attention and an
+MLP, each under adaptive normalisation by the frame's noise level and action (Po et al. 2025, Fig. 2).
+The paper's ablations are variants of one config (`VARIANTS`), not separate code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import nn
+
+from lssvwm_env.models.blockwise_scan import BlockwiseScan
+from lssvwm_env.models.conditioning import ActionConfig, AdaptiveNorm, FrameConditioning
+from lssvwm_env.models.local_attention import AttentionConfig, LocalAttention
+from lssvwm_env.models.ssm_mixer import SSMConfig
+from lssvwm_env.models.state import WorldModelState
+
+
+@dataclass
+class BackboneConfig:
+    latent_channels: int = 8
+    grid: tuple[int, int] = (8, 8)  # latent tokens per frame (height, width)
+    d_model: int = 128
+    n_layers: int = 4
+    mlp_ratio: int = 4
+    use_ssm: bool = True
+    use_attention: bool = True
+    # Block size per layer, cycled: small blocks keep memory close, large ones make frames coherent.
+    block_sizes: list[tuple[int, int]] = field(default_factory=lambda: [(2, 2), (4, 4)])
+    ssm: SSMConfig = field(default_factory=SSMConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    action: ActionConfig = field(default_factory=ActionConfig)
+
+    def block_size(self, layer: int) -> tuple[int, int]:
+        return tuple(self.block_sizes[layer % len(self.block_sizes)])  # type: ignore[return-value]
+
+
+def apply_variant(config: BackboneConfig, variant: str, causal_window: int | None = None) -> BackboneConfig:
+    """The model variants of the paper's ablations, from one config:
+    ours        block-wise SSM + local attention
+    causal_attn causal attention over all past frames (or the last `causal_window`), KV cache, no SSM
+    local_attn  local attention only
+    ssm         SSM scanning the whole frame (no block-wise split) + local attention
+    block1      block-wise SSM with 1x1 blocks + local attention
+    """
+    if variant == "ours":
+        return config
+    if variant == "causal_attn":
+        return replace(config, use_ssm=False, attention=replace(config.attention, window=causal_window, chunk=1))
+    if variant == "local_attn":
+        return replace(config, use_ssm=False)
+    if variant == "ssm":
+        return replace(config, block_sizes=[tuple(config.grid)])
+    if variant == "block1":
+        return replace(config, block_sizes=[(1, 1)])
+    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+
+
+VARIANTS = ("ours", "causal_attn", "local_attn", "ssm", "block1")
+
+
+class BackboneLayer(nn.Module):
+    def __init__(self, config: BackboneConfig, layer: int) -> None:
+        super().__init__()
+        d = config.d_model
+        self.scan = BlockwiseScan(d, config.grid, config.block_size(layer), config.ssm) if config.use_ssm else None
+        self.scan_norm = AdaptiveNorm(d) if config.use_ssm else None
+        self.attention = LocalAttention(d, config.attention) if config.use_attention else None
+        self.attention_norm = AdaptiveNorm(d) if config.use_attention else None
+        self.mlp_norm = AdaptiveNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, config.mlp_ratio * d), nn.GELU(approximate="tanh"),
+                                 nn.Linear(config.mlp_ratio * d, d))
+
+    def forward(
+        self, tokens: torch.Tensor, cond: torch.Tensor, frame_index: torch.Tensor,
+        ssm_state: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """tokens: (B, T, H, W, D), cond: (B, T, D), frame_index: (B, T)."""
+        if self.scan is not None:
+            h, gate = self.scan_norm(tokens, cond)
+            h, ssm_state = self.scan(h, ssm_state)
+            tokens = tokens + gate * h
+        if self.attention is not None:
+            b, t, hh, ww, d = tokens.shape
+            h, gate = self.attention_norm(tokens, cond)
+            h, cache = self.attention(h.reshape(b, t, hh * ww, d), frame_index, cache)
+            tokens = tokens + gate * h.reshape(b, t, hh, ww, d)
+        h, gate = self.mlp_norm(tokens, cond)
+        tokens = tokens + gate * self.mlp(h)
+        return tokens, ssm_state, cache
+
+
+class Backbone(nn.Module):
+    """Noisy latents + noise levels + actions + state -> predicted target and features, new state."""
+
+    def __init__(self, config: BackboneConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.latent_in = nn.Linear(config.latent_channels, d)
+        self.position = nn.Parameter(torch.randn(*config.grid, d) * 0.02)
+        self.conditioning = FrameConditioning(d, config.action)
+        self.layers = nn.ModuleList(BackboneLayer(config, i) for i in range(config.n_layers))
+        self.out_norm = AdaptiveNorm(d)
+        self.latent_out = nn.Linear(d, config.latent_channels)
+        nn.init.zeros_(self.latent_out.weight)
+        nn.init.zeros_(self.latent_out.bias)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu",
+                      dtype: torch.dtype = torch.float32) -> WorldModelState:
+        c = self.config
+        n_tokens = c.grid[0] * c.grid[1]
+        window = c.attention.cache_frames() if c.use_attention else 0
+        cache_frames = window or 0  # None (all past frames) starts empty and grows
+        head_dim = c.d_model // c.attention.n_heads
+        ssm, keys, values = [], [], []
+        for layer in self.layers:
+            if layer.scan is not None:
+                ssm.append(torch.zeros(batch, *layer.scan.state_shape(), device=device, dtype=dtype))
+            else:
+                ssm.append(torch.zeros(batch, 0, device=device, dtype=dtype))
+            if layer.attention is not None:
+                shape = (batch, cache_frames, n_tokens, c.attention.n_heads, head_dim)
+                keys.append(torch.zeros(shape, device=device, dtype=dtype))
+                values.append(torch.zeros(shape, device=device, dtype=dtype))
+            else:
+                keys.append(torch.zeros(batch, 0, device=device, dtype=dtype))
+                values.append(torch.zeros(batch, 0, device=device, dtype=dtype))
+        return WorldModelState(
+            ssm=ssm, keys=keys, values=values,
+            key_index=torch.full((batch, cache_frames), -1, dtype=torch.long, device=device),
+            frame_count=torch.zeros(batch, dtype=torch.long, device=device),
+        )
+
+    def forward(
+        self, noisy_latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor, state: WorldModelState,
+    ) -> tuple[torch.Tensor, torch.Tensor, WorldModelState]:
+        """noisy_latents: (B, T, H, W, C); noise_level: (B, T) in [0, 1]; actions: (B, T) the action that
+        led to each frame (NO_ACTION for an episode's first). Returns (prediction: (B, T, H, W, C),
+        features: (B, T, D) per-frame pooled features for the heads, state after these T frames)."""
+        frames = noisy_latents.size(1)
+        frame_index = state.frame_count.unsqueeze(1) + torch.arange(frames, device=noisy_latents.device)
+        cond = self.conditioning(noise_level, actions)
+        tokens = self.latent_in(noisy_latents) + self.position
+        ssm, keys, values = [], [], []
+        key_index = state.key_index
+        for i, layer in enumerate(self.layers):
+            cache = (state.keys[i], state.values[i], state.key_index)
+            tokens, ssm_i, cache = layer(tokens, cond, frame_index, state.ssm[i], cache)
+            ssm.append(ssm_i)
+            keys.append(cache[0])
+            values.append(cache[1])
+            if layer.attention is not None:
+                key_index = cache[2]
+        h, _ = self.out_norm(tokens, cond)
+        prediction = self.latent_out(h)
+        features = tokens.mean(dim=(2, 3))
+        new_state = WorldModelState(ssm=ssm, keys=keys, values=values, key_index=key_index,
+                                    frame_count=state.frame_count + frames)
+        return prediction, features, new_state

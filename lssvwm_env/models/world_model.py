@@ -1,0 +1,143 @@
+"""The world model: frame autoencoder + dynamics backbone + reward/termination heads, with the
+recurrent API the environment uses.
+
+    state = model.initial_state(batch)
+    state = model.observe(state, frames, actions)          # prime on real context, one parallel pass
+    frame, reward, done, state = model.imagine(state, action)
+
+`actions[:, t]` passed to `observe` is the action that led to `frames[:, t]` (NO_ACTION for an
+episode's first frame); `imagine(state, a)` takes action `a` now and returns the next frame, so
+`imagine` then `observe` of the same frame and action agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from lssvwm_env.models.autoencoder import AutoencoderConfig, FrameAutoencoder
+from lssvwm_env.models.backbone import Backbone, BackboneConfig, apply_variant
+from lssvwm_env.models.diffusion import DiffusionConfig, euler_step, sampling_schedule
+from lssvwm_env.models.heads import RewardTerminationHead
+from lssvwm_env.models.state import WorldModelState
+
+
+@dataclass
+class WorldModelConfig:
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    variant: str = "ours"
+    causal_window: int | None = None  # for variant causal_attn: frames of history kept (None: all)
+    bf16: bool = True  # bf16 autocast for matmuls (on this 2-core CPU: 826 vs 154 GFLOP/s)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> "WorldModelConfig":
+        from lssvwm_env.config_io import dataclass_from_dict
+        return dataclass_from_dict(WorldModelConfig, data)
+
+
+class WorldModel(nn.Module):
+    def __init__(self, config: WorldModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        if tuple(config.backbone.grid) != config.autoencoder.grid:
+            raise ValueError(f"backbone.grid {tuple(config.backbone.grid)} must equal the autoencoder's "
+                             f"latent grid {config.autoencoder.grid}")
+        if config.backbone.latent_channels != config.autoencoder.latent_channels:
+            raise ValueError("backbone.latent_channels must equal autoencoder.latent_channels")
+        self.autoencoder = FrameAutoencoder(config.autoencoder)
+        self.backbone = Backbone(apply_variant(config.backbone, config.variant, config.causal_window))
+        self.heads = RewardTerminationHead(config.backbone.d_model)
+        # Latents are standardised per channel with statistics measured after stage 0, so the
+        # diffusion model sees unit-variance data whatever the autoencoder learnt.
+        self.register_buffer("latent_mean", torch.zeros(config.autoencoder.latent_channels))
+        self.register_buffer("latent_std", torch.ones(config.autoencoder.latent_channels))
+
+    @property
+    def device(self) -> torch.device:
+        return self.latent_mean.device
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if not self.config.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    # ---- frames <-> standardised latents -------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor, batch_frames: int = 256) -> torch.Tensor:
+        """frames: (B, T, H, W, 3) uint8 -> latents (B, T, h, w, C), standardised."""
+        b, t = frames.shape[:2]
+        flat = frames.reshape(b * t, *frames.shape[2:]).to(self.device)
+        with self.autocast():
+            parts = [self.autoencoder.encode(flat[i:i + batch_frames])
+                     for i in range(0, flat.size(0), batch_frames)]
+        latents = (torch.cat(parts).to(self.latent_mean.dtype) - self.latent_mean) / self.latent_std
+        return latents.reshape(b, t, *latents.shape[1:])
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, batch_frames: int = 256) -> torch.Tensor:
+        """latents: (B, T, h, w, C) standardised -> frames (B, T, H, W, 3) uint8."""
+        b, t = latents.shape[:2]
+        flat = latents.reshape(b * t, *latents.shape[2:]).to(self.latent_std.dtype) * self.latent_std + self.latent_mean
+        with self.autocast():
+            parts = [self.autoencoder.decode(flat[i:i + batch_frames]) for i in range(0, flat.size(0), batch_frames)]
+        frames = torch.cat(parts)
+        return frames.reshape(b, t, *frames.shape[1:])
+
+    # ---- recurrent API -------------------------------------------------------------------------
+    def initial_state(self, batch: int) -> WorldModelState:
+        dtype = torch.float32 if self.latent_mean.dtype in (torch.float16, torch.bfloat16) else self.latent_mean.dtype
+        return self.backbone.initial_state(batch, self.device, dtype)
+
+    def step_latents(self, state: WorldModelState, latents: torch.Tensor, actions: torch.Tensor,
+                     noise_level: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, WorldModelState]:
+        """Run the backbone over latents (B, T, h, w, C) at `noise_level` (B, T) (default 0: commit).
+        Returns (prediction, features (B, T, D), state after them)."""
+        if noise_level is None:
+            noise_level = torch.zeros(latents.shape[:2], device=latents.device, dtype=latents.dtype)
+        with self.autocast():
+            prediction, features, new_state = self.backbone(latents, noise_level, actions, state)
+        return prediction.to(latents.dtype), features.to(latents.dtype), new_state
+
+    @torch.no_grad()
+    def observe(self, state: WorldModelState, frames: torch.Tensor, actions: torch.Tensor) -> WorldModelState:
+        """Prime on real frames (B, T, H, W, 3) uint8 and the actions (B, T) that led to them."""
+        latents = self.encode(frames)
+        return self.step_latents(state, latents, actions.to(self.device))[2]
+
+    @torch.no_grad()
+    def generate_latent(self, state: WorldModelState, action: torch.Tensor,
+                        generator: torch.Generator | None = None, sampling_steps: int | None = None) -> torch.Tensor:
+        """Denoise the next frame's latent (B, 1, h, w, C) given the state and action (B,); the state is
+        only read: the past is clean, the new frame goes from noise level 1 to 0."""
+        c = self.config
+        steps = sampling_steps or c.diffusion.sampling_steps
+        shape = (state.batch_size, 1, *c.autoencoder.grid, c.autoencoder.latent_channels)
+        dtype = state.ssm[0].dtype if state.ssm else torch.float32
+        latent = torch.randn(shape, generator=generator, device=self.device, dtype=torch.float32).to(dtype)
+        actions = action.to(self.device).view(-1, 1)
+        schedule = sampling_schedule(steps).tolist()
+        for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
+            noise_level = torch.full(shape[:2], sigma, device=self.device, dtype=dtype)
+            prediction, _, _ = self.step_latents(state, latent, actions, noise_level)
+            latent = euler_step(latent, prediction, sigma, next_sigma, c.diffusion)
+        return latent
+
+    @torch.no_grad()
+    def imagine(self, state: WorldModelState, action: torch.Tensor, generator: torch.Generator | None = None,
+                sampling_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WorldModelState]:
+        """Take `action` (B,) and return (frame (B, H, W, 3) uint8, reward (B,), terminated (B,) bool,
+        new state): sample the next latent, then commit it at noise level 0 (one more pass), which
+        advances the SSM states and the KV cache and gives the features for the heads."""
+        latent = self.generate_latent(state, action, generator, sampling_steps)
+        _, features, state = self.step_latents(state, latent, action.to(self.device).view(-1, 1))
+        reward, termination_logit = self.heads(features[:, 0])
+        frame = self.decode(latent)[:, 0]
+        return frame, reward, termination_logit > 0, state

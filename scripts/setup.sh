@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets up everything lssvwm needs on a fresh Debian machine (CPU, no GPU): the system libraries for
+# headless MuJoCo rendering, a project virtual environment in .venv, the CPU PyTorch wheel, and the
+# package itself. Idempotent: it does nothing when pyproject.toml has not changed since the last run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+STAMP=$VENV/.lssvwm-setup-stamp
+want_stamp=$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
+  exit 0
+fi
+
+# Headless rendering: Mesa EGL (MUJOCO_GL=egl) and OSMesa as the fallback; ffmpeg for mp4 videos.
+need_apt=()
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 ffmpeg; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing system packages: ${need_apt[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing system packages ${need_apt[*]}; run: sudo apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+[ -x $VENV/bin/python ] || python3 -m venv $VENV
+# The CPU wheel first: a bare 'torch' requirement would pull a multi-GB CUDA build.
+if ! $VENV/bin/python -c "import torch" >/dev/null 2>&1; then
+  $VENV/bin/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
+fi
+$VENV/bin/pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+$VENV/bin/python -c "import torch, lssvwm_env, data_collection, agents" \
+  || { echo "setup: the package does not import; see the pip output above" >&2; exit 1; }
+echo "$want_stamp" > "$STAMP"
+echo "setup: ready ($VENV, torch $($VENV/bin/python -c 'import torch; print(torch.__version__)'))"
