@@ -1,0 +1,124 @@
+"""Checkpoints: safetensors weights + a JSON config, never pickles.
+
+A checkpoint is a directory holding `config.json` (the run config, with the model config under
+"model") and `model.safetensors` (the EMA weights used for inference), plus, for training runs,
+`training_state.safetensors` / `training_state.json` (raw weights, optimizer, EMA, carried state,
+counters) and `model_card.md`. A run directory keeps its latest checkpoint in `RUN/checkpoint/`;
+the whole directory is replaced at once, so a kill leaves either the old or the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lssvwm_env.config_io import ConfigError
+from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
+
+FORMAT = "lssvwm-checkpoint"
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def resolve_checkpoint_dir(path: str | Path | None) -> Path:
+    """A checkpoint directory from a run directory, a checkpoint directory, or None (the shipped model)."""
+    if path is None:
+        path = DEFAULT_CHECKPOINT
+    path = Path(path)
+    if (path / "checkpoint" / "config.json").exists():
+        return path / "checkpoint"
+    if (path / "config.json").exists():
+        return path
+    if (path / "checkpoint.old" / "config.json").exists():  # a kill landed between the two renames
+        return path / "checkpoint.old"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    raise CheckpointError(f"{path} holds no checkpoint (expected config.json and model.safetensors, "
+                          "or a run directory with checkpoint/)")
+
+
+def read_config(checkpoint_dir: Path) -> dict:
+    config_path = checkpoint_dir / "config.json"
+    try:
+        data = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{config_path}: cannot read the checkpoint config ({err})") from err
+    if data.get("format") != FORMAT or "model" not in data:
+        raise CheckpointError(f"{config_path}: not an lssvwm checkpoint config (missing 'format': "
+                              f"'{FORMAT}' or the 'model' field)")
+    return data
+
+
+def load_world_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> WorldModel:
+    """Load a world model for inference (EMA weights) from a checkpoint or run directory; None loads
+    the model shipped with the package."""
+    checkpoint_dir = resolve_checkpoint_dir(path)
+    data = read_config(checkpoint_dir)
+    try:
+        config = WorldModelConfig.from_dict(data["model"])
+    except (ConfigError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{checkpoint_dir / 'config.json'}: invalid model config: {err}") from err
+    model = WorldModel(config)
+    weights_path = checkpoint_dir / "model.safetensors"
+    try:
+        weights = load_file(str(weights_path))
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(f"{weights_path}: cannot read the weights ({err}); the file is missing or "
+                              "corrupt, re-download or re-train it") from err
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{weights_path}: weights do not match the config in config.json "
+                              f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+    return model.to(device).eval()
+
+
+def write_checkpoint_dir(run_dir: Path, files: dict[str, bytes | dict | dict[str, torch.Tensor]]) -> Path:
+    """Write a checkpoint directory atomically: everything goes into RUN/checkpoint.tmp, which then
+    replaces RUN/checkpoint. `files`: name -> JSON-able dict (*.json), tensors (*.safetensors) or
+    text bytes (anything else)."""
+    tmp, final, old = run_dir / "checkpoint.tmp", run_dir / "checkpoint", run_dir / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for name, content in files.items():
+            target = tmp / name
+            if name.endswith(".safetensors"):
+                save_file({k: v.detach().contiguous().cpu() for k, v in content.items()}, str(target))
+            elif name.endswith(".json"):
+                target.write_text(json.dumps(content, indent=2))
+            else:
+                target.write_bytes(content)
+            with open(target, "rb") as f:
+                os.fsync(f.fileno())
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"could not write a checkpoint in {run_dir} ({err}); the previous checkpoint "
+                              "is untouched") from err
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save_world_model(model: WorldModel, checkpoint_dir: str | Path) -> Path:
+    """Write an inference checkpoint that `load_world_model` reads: `config.json` (the model config)
+    and `model.safetensors` (the model's weights as they are). For models made outside `lssvwm train`
+    (tests, conversions); training runs write their checkpoints with `write_checkpoint_dir`."""
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    weights = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    save_file(weights, str(checkpoint_dir / "model.safetensors"))
+    config = {"format": FORMAT, "version": 1, "model": model.config.to_dict()}
+    (checkpoint_dir / "config.json").write_text(json.dumps(config, indent=2))
+    return checkpoint_dir

@@ -1,0 +1,129 @@
+"""`lssvwm bench env`: imagined steps per second of the batched env at several batch sizes, beside
+the real env's steps per second measured in the same run.
+
+Imagined steps are timed without resets (priming is timed apart, as "reset s"): a step's cost is
+the same at any horizon, so the figure holds for any episode length. The real env's frames and
+actions also prime the imagined envs when the checkpoint ships no context.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="checkpoint or run directory (default: the model shipped with the package)")
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[1, 8, 32, 128], help="batch sizes to time")
+    parser.add_argument("--steps", type=int, default=20, help="timed batch steps per batch size")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed batch steps first")
+    parser.add_argument("--context", type=int, default=32, help="frames of real context per reset")
+    parser.add_argument("--sampling-steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
+    parser.add_argument("--dataset", type=Path, default=None, help="prime on this dataset's eval episodes")
+    parser.add_argument("--real-env", default="memory-maze-9x9", help="the real env to time ('none': skip)")
+    parser.add_argument("--real-steps", type=int, default=200, help="timed steps of the real env")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here ('-': stdout)")
+
+
+def bench_real_env(name: str, steps: int, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Random actions in the real env: (figures, the episode's frames and actions)."""
+    from data_collection.envs import make_env
+
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    with make_env(name) as env:
+        step = env.reset(seed)
+        reset_s = time.perf_counter() - start
+        frames, actions = [step.frame], []
+        start = time.perf_counter()
+        for _ in range(steps):
+            actions.append(int(rng.integers(env.action_space.n)))
+            step = env.step(actions[-1])
+            frames.append(step.frame)
+            if step.terminated or step.truncated:
+                break
+        elapsed = time.perf_counter() - start
+    figures = {"env": f"real {name}", "num_envs": 1, "steps": len(actions), "steps_per_s": len(actions) / elapsed,
+               "ms_per_batch_step": 1000 * elapsed / len(actions), "reset_s": reset_s}
+    # Dataset alignment: actions[t] after frames[t]; the last frame has no action yet.
+    return figures, {"frames": np.stack(frames), "actions": np.array(actions + [0], dtype=np.int64)}
+
+
+def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    from lssvwm_env.envs.world_model_env import ImaginedBatch
+
+    batch = ImaginedBatch(num_envs, args.checkpoint, args.device, args.sampling_steps, args.context,
+                          dataset=args.dataset)
+    batch.seed(np.random.default_rng(args.seed), reseed=True)
+    batch.set_source(options)
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    batch.reset(np.ones(num_envs, dtype=bool))
+    reset_s = time.perf_counter() - start
+    for _ in range(args.warmup):
+        batch.step(rng.integers(batch.num_actions, size=num_envs))
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        batch.step(rng.integers(batch.num_actions, size=num_envs))
+    elapsed = time.perf_counter() - start
+    return {"env": f"imagined ({batch.checkpoint_dir})", "num_envs": num_envs, "steps": args.steps * num_envs,
+            "steps_per_s": args.steps * num_envs / elapsed, "ms_per_batch_step": 1000 * elapsed / args.steps,
+            "reset_s": reset_s, "state_bytes_per_env": batch.state.nbytes() // num_envs}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'env':<48} {'num_envs':>8} {'steps/s':>10} {'ms/batch step':>14} {'reset s':>8} {'state KB/env':>13}"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"{row['env']:<48} unavailable: {row['error']}")
+            continue
+        state = f"{row['state_bytes_per_env'] / 1024:.1f}" if "state_bytes_per_env" in row else "-"
+        lines.append(f"{row['env'][-48:]:<48} {row['num_envs']:>8} {row['steps_per_s']:>10.1f} "
+                     f"{row['ms_per_batch_step']:>14.1f} {row['reset_s']:>8.2f} {state:>13}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lssvwm_env.checkpoint import resolve_checkpoint_dir
+    from lssvwm_env.envs.context import CONTEXT_FILE
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    real_rows: list[dict[str, Any]] = []
+    options: dict[str, Any] = {}
+    if args.real_env and args.real_env != "none":
+        try:
+            real, episode = bench_real_env(args.real_env, args.real_steps, args.seed)
+            real_rows.append(real)
+            options = episode
+        except Exception as err:  # a missing renderer must not hide the imagined figures
+            real_rows.append({"env": f"real {args.real_env}", "error": f"{type(err).__name__}: {err}"})
+    if args.dataset is not None or (resolve_checkpoint_dir(args.checkpoint) / CONTEXT_FILE).exists():
+        options = {}  # the env's own context source
+    rows = []
+    for num_envs in args.num_envs:
+        rows.append(bench_imagined(num_envs, args, options))
+        print(format_table(rows[-1:]).splitlines()[-1], file=sys.stderr)
+    rows += real_rows
+    print(format_table(rows))
+    result = {"threads": torch.get_num_threads(), "sampling_steps": args.sampling_steps, "context": args.context,
+              "rows": rows}
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        if str(args.json) == "-":
+            print(text)
+        else:
+            args.json.write_text(text + "\n")
+    return 0

@@ -1,0 +1,210 @@
+"""Real context that primes the world model at every reset (DESIGN.md, "The environment"): each
+imagined episode starts from real frames and the actions between them, so the model's state holds a
+real past before it generates anything.
+
+Sources, all in dataset alignment (`actions[t]` is taken after seeing `frames[t]`, data_collection/
+dataset.py), all giving the first `length` frames of an episode:
+
+    EpisodeArrays   given arrays: frames (E, T, 64, 64, 3) uint8, actions (E, T) int64; also the
+                    `context.npz` shipped beside a checkpoint (write_context_file makes it)
+    DatasetEpisodes the held-out ("eval") episodes of a dataset directory, loaded when drawn
+    RealEnvPrefix   a live prefix of a real env (data_collection.envs) under a scripted policy
+
+A source returns the model's view: frames and, for each frame, the action that led to it
+(`input_actions`: NO_ACTION for the first).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from lssvwm_env.training.data import input_actions
+
+CONTEXT_FILE = "context.npz"
+
+# (frames (T, H, W, 3) uint8, actions that led to them (T,) int64)
+Context = tuple[np.ndarray, np.ndarray]
+
+
+class ContextError(ValueError):
+    """Real context is missing or does not fit the model; the message says what to pass instead."""
+
+
+class ContextSource(abc.ABC):
+    """Where reset takes its real context from."""
+
+    @abc.abstractmethod
+    def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
+        """`count` contexts of at most `length` frames. full_reset: all envs reset together (the
+        sources that hold several episodes then give different episodes to different envs)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free what the source holds open (a real env)."""
+
+
+class EpisodeArrays(ContextSource):
+    """Episodes held in memory: frames (E, T, H, W, 3) or (T, H, W, 3) uint8, actions (E, T) or (T,)
+    in dataset alignment (T - 1 actions are accepted: the last one is never used).
+
+    ordered: a full reset gives env i episode i % E (given arrays: the caller chose the order);
+    otherwise a random first episode, then the following ones. Autoresets draw at random."""
+
+    def __init__(self, frames: np.ndarray, actions: np.ndarray, num_actions: int,
+                 frame_shape: tuple[int, int, int], where: str = "options", ordered: bool = True) -> None:
+        frames, actions = np.asarray(frames), np.asarray(actions)
+        if frames.ndim == 4:
+            frames, actions = frames[None], actions[None]
+        if frames.ndim != 5 or tuple(frames.shape[2:]) != tuple(frame_shape) or frames.dtype != np.uint8:
+            raise ContextError(f"{where}: 'frames' must be uint8 of shape (T, {', '.join(map(str, frame_shape))}) "
+                               f"or (E, T, ...), got {frames.dtype} {frames.shape}")
+        if frames.shape[1] < 1:
+            raise ContextError(f"{where}: 'frames' holds no frame")
+        episodes, length = frames.shape[:2]
+        if actions.ndim != 2 or actions.shape[0] != episodes or actions.shape[1] not in (length, length - 1):
+            raise ContextError(f"{where}: 'actions' must have shape ({episodes}, {length}) to go with 'frames' "
+                               f"{frames.shape} (actions[t] taken after frames[t]), got {actions.shape}")
+        if actions.dtype.kind not in "iu":
+            raise ContextError(f"{where}: 'actions' must be integers, got {actions.dtype}")
+        if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
+            raise ContextError(f"{where}: 'actions' holds values in [{actions.min()}, {actions.max()}], outside "
+                               f"the model's action space Discrete({num_actions})")
+        if actions.shape[1] == length - 1:
+            actions = np.concatenate([actions, np.zeros((episodes, 1), actions.dtype)], axis=1)
+        self.frames, self.actions, self.ordered = frames, actions.astype(np.int64), ordered
+
+    @staticmethod
+    def from_file(path: Path, num_actions: int, frame_shape: tuple[int, int, int]) -> EpisodeArrays:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                frames, actions = data["frames"], data["actions"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ContextError(f"{path}: cannot read the context episodes ({err}); rewrite it with "
+                               "lssvwm_env.envs.context.write_context_file") from err
+        return EpisodeArrays(frames, actions, num_actions, frame_shape, where=str(path), ordered=False)
+
+    def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
+        episodes = len(self.frames)
+        if full_reset:
+            start = 0 if self.ordered else int(rng.integers(episodes))
+            chosen = (start + np.arange(count)) % episodes
+        else:
+            chosen = rng.integers(episodes, size=count)
+        return [(self.frames[e, :length], input_actions(self.actions[e])[:length]) for e in chosen]
+
+
+class DatasetEpisodes(ContextSource):
+    """The held-out episodes of a dataset directory (data_collection.dataset), read when first drawn;
+    their first frames are kept (at most E x length frames), so autoresets do not read files again."""
+
+    def __init__(self, dataset_dir: str | os.PathLike[str], num_actions: int, frame_shape: tuple[int, int, int],
+                 split: str = "eval") -> None:
+        from data_collection.dataset import Dataset, DatasetError
+
+        try:
+            self.dataset = Dataset.open(dataset_dir)
+        except (DatasetError, OSError) as err:
+            raise ContextError(f"dataset={str(dataset_dir)!r}: cannot open the dataset ({err})") from err
+        self.indices = [entry.index for entry in self.dataset.episodes(split)]
+        if not self.indices:
+            raise ContextError(f"dataset={str(dataset_dir)!r} has no '{split}' episodes to take context from")
+        manifest = self.dataset.manifest
+        if manifest.num_actions != num_actions or tuple(manifest.obs_shape) != tuple(frame_shape):
+            raise ContextError(f"dataset={str(dataset_dir)!r} has {manifest.num_actions} actions and frames of shape "
+                               f"{tuple(manifest.obs_shape)} (env {manifest.env!r}), the model has {num_actions} and "
+                               f"{tuple(frame_shape)}: it was trained on another env")
+        self.loaded: dict[tuple[int, int], Context] = {}
+
+    def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
+        episodes = len(self.indices)
+        chosen = ((int(rng.integers(episodes)) + np.arange(count)) % episodes if full_reset
+                  else rng.integers(episodes, size=count))
+        for e in chosen:
+            if (e, length) not in self.loaded:
+                episode = self.dataset.load_episode(self.indices[e])
+                self.loaded[e, length] = (episode["frames"][:length].copy(), input_actions(episode["actions"])[:length])
+        return [self.loaded[e, length] for e in chosen]
+
+
+class RealEnvPrefix(ContextSource):
+    """The first frames of a fresh real episode under a scripted policy (default: random actions).
+    The env is built once and reseeded for every context; Memory Maze costs seconds per reset."""
+
+    def __init__(self, env_name: str, num_actions: int, frame_shape: tuple[int, int, int],
+                 policy: str = "random") -> None:
+        from data_collection.envs import FRAME_SHAPE, EnvError, make_env
+        from data_collection.policies import PolicyError, make_policy
+
+        try:
+            self.env = make_env(env_name)
+            self.policy = make_policy(policy, self.env.spec)
+        except (EnvError, PolicyError) as err:
+            raise ContextError(f"real_env={env_name!r}: {err}") from err
+        if self.env.action_space.n != num_actions or FRAME_SHAPE != tuple(frame_shape):
+            self.env.close()
+            raise ContextError(f"real_env={env_name!r} has {self.env.action_space.n} actions and frames of shape "
+                               f"{FRAME_SHAPE}, the model has {num_actions} and {tuple(frame_shape)}: it was "
+                               "trained on another env")
+
+    def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
+        from data_collection.collect import rollout
+
+        out = []
+        for _ in range(count):
+            env_seed = int(rng.integers(2**31))
+            episode = rollout(self.env, self.policy, env_seed, rng, max_steps=length)
+            out.append((episode["frames"], input_actions(episode["actions"])))
+        return out
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def context_from_options(options: dict, num_actions: int, frame_shape: tuple[int, int, int]) -> ContextSource | None:
+    """The source a reset's options ask for, or None: {"frames", "actions"} arrays, {"dataset": DIR}
+    or {"real_env": NAME[, "policy": NAME]}."""
+    known = {"frames", "actions", "dataset", "real_env", "policy"}
+    unknown = set(options) - known
+    if unknown:
+        raise ContextError(f"reset options {sorted(unknown)} are not understood; options: {sorted(known)}")
+    given = [k for k in ("frames", "dataset", "real_env") if k in options]
+    if len(given) > 1:
+        raise ContextError(f"reset options name several context sources ({given}); give one")
+    if "frames" in options or "actions" in options:
+        if not ("frames" in options and "actions" in options):
+            raise ContextError("reset options need both 'frames' and 'actions' (actions[t] taken after frames[t])")
+        return EpisodeArrays(options["frames"], options["actions"], num_actions, frame_shape)
+    if "dataset" in options:
+        return DatasetEpisodes(options["dataset"], num_actions, frame_shape)
+    if "real_env" in options:
+        return RealEnvPrefix(options["real_env"], num_actions, frame_shape, options.get("policy", "random"))
+    return None
+
+
+def write_context_file(checkpoint_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[str],
+                       episodes: int = 8, frames: int = 64) -> Path:
+    """Ship real context with a checkpoint: the first `frames` frames (and actions, dataset
+    alignment) of `episodes` held-out episodes of the dataset, as CHECKPOINT/context.npz with
+    frames (E, T, 64, 64, 3) uint8 and actions (E, T) int64. Episodes shorter than `frames` are
+    skipped. Returns the file's path."""
+    from data_collection.dataset import Dataset
+
+    from lssvwm_env.checkpoint import resolve_checkpoint_dir
+
+    checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
+    dataset = Dataset.open(dataset_dir)
+    chosen = [e.index for e in dataset.episodes("eval") if e.length >= frames][:episodes]
+    if len(chosen) < episodes:
+        raise ContextError(f"{dataset_dir}: {len(chosen)} eval episodes have at least {frames} frames, "
+                           f"{episodes} were asked for; ask for fewer or shorter episodes")
+    loaded = [dataset.load_episode(i) for i in chosen]
+    path = checkpoint_dir / CONTEXT_FILE
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, frames=np.stack([ep["frames"][:frames] for ep in loaded]),
+                        actions=np.stack([ep["actions"][:frames] for ep in loaded]).astype(np.int64))
+    os.replace(tmp, path)
+    return path

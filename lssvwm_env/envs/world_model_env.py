@@ -1,0 +1,395 @@
+"""The world model served as a Gymnasium environment (DESIGN.md, "The environment").
+
+`ImaginedBatch` is the core: N imagined envs in one model state, stepped in one forward pass. The
+public envs are views of it:
+
+    LSSVWMVectorEnv   gymnasium.vector.VectorEnv, next-step autoreset (gym.make_vec, vector_entry_point)
+    LSSVWMEnv         gymnasium.Env, the batch of one (gym.make)
+    LSSVWMSB3VecEnv   stable-baselines3 VecEnv (sb3_vec_env.py)
+
+reset primes the model on real frames (context.py), so every imagined episode starts from real
+observations; step = sample the next frame, predict reward and termination, commit the frame to
+the state. The state has a constant size (per layer an SSM state per block and a k-frame KV cache),
+so a step costs the same at step 10 and at step 100,000, and `get_state` is a cheap copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
+from lssvwm_env.envs.context import (CONTEXT_FILE, ContextError, ContextSource, DatasetEpisodes, EpisodeArrays,
+                                     RealEnvPrefix, context_from_options)
+from lssvwm_env.models.state import WorldModelState
+
+RENDER_FPS = 15
+MAX_EPISODE_STEPS = 1000  # the registered ids' step limit: a Memory Maze 9x9 episode
+
+# (observations (N, H, W, 3) uint8, rewards (N,) float32, terminated (N,) bool, truncated (N,) bool)
+BatchStep = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+class ResetNeeded(RuntimeError):
+    """step() was called before reset()."""
+
+
+@dataclass
+class EnvSnapshot:
+    """Everything that decides what the envs do next, for planning and branching; constant size.
+
+    model_state: the world model's recurrent state (a clone); frames: (N, H, W, 3) current
+    observations; steps: (N,) steps since each env's reset; needs_reset: (N,) the vector env's
+    pending next-step autoresets; np_random_state / generator_state: the RNGs that choose context
+    episodes and the sampling noise."""
+
+    model_state: WorldModelState
+    frames: np.ndarray
+    steps: np.ndarray
+    needs_reset: np.ndarray
+    np_random_state: dict
+    generator_state: torch.Tensor
+
+    def nbytes(self) -> int:
+        return (self.model_state.nbytes() + self.frames.nbytes + self.steps.nbytes + self.needs_reset.nbytes
+                + self.generator_state.numel())
+
+
+class ImaginedBatch:
+    """N imagined envs sharing one world model and one batched state.
+
+    checkpoint: a checkpoint or run directory (None: the model shipped with the package).
+    context: frames of real context that prime each episode (fewer when the episode is shorter).
+    Context comes from `dataset` (a dataset directory: its eval split), `real_env` (a live prefix of
+    that real env under a random policy), or else CHECKPOINT/context.npz; a reset's options can
+    replace the source (context.context_from_options), which then serves later resets too.
+    max_episode_steps: imagined steps before truncation (None: never).
+    """
+
+    def __init__(self, num_envs: int, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
+                 sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
+                 dataset: str | Path | None = None, real_env: str | None = None) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if context < 1:
+            raise ValueError(f"context must be >= 1 frame of real context, got {context}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.checkpoint_dir = resolve_checkpoint_dir(checkpoint)
+        self.model = load_world_model(self.checkpoint_dir, device)
+        config = self.model.config
+        if config.backbone.action.kind != "discrete":
+            raise ValueError(f"{self.checkpoint_dir}: the model takes continuous actions; the env serves "
+                             "discrete ones only")
+        backbone = self.model.backbone.config
+        if backbone.use_attention and backbone.attention.cache_frames() is None:
+            raise ValueError(f"{self.checkpoint_dir}: variant {config.variant!r} attends to all past frames, so "
+                             "its state grows with every step; the env needs a bounded state (causal_window)")
+        self.num_envs, self.context, self.max_episode_steps = num_envs, context, max_episode_steps
+        self.sampling_steps = sampling_steps
+        self.num_actions = config.backbone.action.n
+        size = config.autoencoder.image_size
+        self.frame_shape = (size, size, 3)
+
+        self.source: ContextSource | None = None
+        if dataset is not None and real_env is not None:
+            raise ValueError("give dataset= or real_env= as the context source, not both")
+        if dataset is not None:
+            self.source = DatasetEpisodes(dataset, self.num_actions, self.frame_shape)
+        elif real_env is not None:
+            self.source = RealEnvPrefix(real_env, self.num_actions, self.frame_shape)
+        elif (self.checkpoint_dir / CONTEXT_FILE).exists():
+            self.source = EpisodeArrays.from_file(self.checkpoint_dir / CONTEXT_FILE, self.num_actions,
+                                                  self.frame_shape)
+
+        self.np_random = np.random.default_rng()
+        self.generator = torch.Generator(device=self.model.device)
+        self.noise_seeded = False
+        self.state: WorldModelState | None = None
+        self.frames = np.zeros((num_envs, *self.frame_shape), dtype=np.uint8)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+
+    # ---- seeding and reset ---------------------------------------------------------------------
+    def seed(self, np_random: np.random.Generator, reseed: bool) -> None:
+        """Use `np_random` (the Gymnasium env's, just seeded or not) for context choices; reseed the
+        sampling noise from it when the reset was seeded (and on the first reset)."""
+        self.np_random = np_random
+        if reseed or not self.noise_seeded:
+            self.generator.manual_seed(int(np_random.integers(2**63 - 1)))
+            self.noise_seeded = True
+
+    def set_source(self, options: dict[str, Any] | None) -> None:
+        source = context_from_options(dict(options or {}), self.num_actions, self.frame_shape)
+        if source is not None:
+            if self.source is not None:
+                self.source.close()
+            self.source = source
+
+    @torch.no_grad()
+    def reset(self, mask: np.ndarray) -> None:
+        """Prime the envs where mask (N,) is True on fresh real context; the others keep their state."""
+        if self.source is None:
+            raise ContextError(
+                f"no real context to start from: {self.checkpoint_dir} holds no {CONTEXT_FILE}. Pass dataset=DIR "
+                "(a dataset of the same env) or real_env=NAME when making the env, or reset(options={'frames': ..., "
+                "'actions': ...}); lssvwm_env.envs.context.write_context_file ships context with a checkpoint")
+        envs = np.flatnonzero(mask)
+        if len(envs) == 0:
+            return
+        if self.state is None and len(envs) < self.num_envs:
+            raise ResetNeeded("reset every env before resetting some of them")
+        contexts = self.source.draw(self.np_random, len(envs), self.context, full_reset=len(envs) == self.num_envs)
+        # Envs whose contexts have equal lengths are primed in one pass.
+        lengths = np.array([len(frames) for frames, _ in contexts])
+        primed, order = [], []
+        for length in np.unique(lengths):
+            group = np.flatnonzero(lengths == length)
+            frames = torch.from_numpy(np.stack([contexts[j][0] for j in group]))
+            actions = torch.from_numpy(np.stack([contexts[j][1] for j in group]))
+            primed.append(self.model.observe(self.model.initial_state(len(group)), frames, actions))
+            order.extend(envs[group])
+        position = np.zeros(self.num_envs, dtype=np.int64)
+        position[order] = np.arange(len(order))
+        fresh = WorldModelState.cat(primed)[torch.from_numpy(position).to(self.model.device)]
+        if self.state is None:
+            self.state = fresh
+        else:
+            self.state = self.state.where(torch.from_numpy(np.asarray(mask, bool)).to(self.model.device), fresh)
+        for j, env in enumerate(envs):
+            self.frames[env] = contexts[j][0][-1]
+        self.steps[envs] = 0
+
+    # ---- step ----------------------------------------------------------------------------------
+    def check_actions(self, actions: Any, ignore: np.ndarray | None = None) -> np.ndarray:
+        """actions (N,) integers in [0, n); entries where `ignore` is True are not used (set to 0)."""
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs,):
+            raise ValueError(f"expected {self.num_envs} actions (one per env), got shape {array.shape}: {actions!r}")
+        if array.dtype.kind not in "iu":
+            shown = f"action {array[0]}" if self.num_envs == 1 else f"actions {array}"
+            raise ValueError(f"{shown} ({array.dtype}) is not in the action space Discrete({self.num_actions}): "
+                             f"actions are integers 0..{self.num_actions - 1}")
+        array = array.astype(np.int64)
+        if ignore is not None:
+            array = np.where(ignore, 0, array)
+        bad = np.flatnonzero((array < 0) | (array >= self.num_actions))
+        if len(bad):
+            where = f"actions[{bad[0]}] = {array[bad[0]]}" if self.num_envs > 1 else f"action {array[0]}"
+            raise ValueError(f"{where} is not in the action space Discrete({self.num_actions}) "
+                             f"(valid actions: 0..{self.num_actions - 1})")
+        return array
+
+    @torch.no_grad()
+    def step(self, actions: Any, ignore: np.ndarray | None = None) -> BatchStep:
+        """One imagined step of every env, in one forward pass. No reset happens here."""
+        if self.state is None:
+            raise ResetNeeded("call reset() before step(): the model must first be primed on real context")
+        actions = self.check_actions(actions, ignore)
+        frames, rewards, terminated, self.state = self.model.imagine(
+            self.state, torch.from_numpy(actions).to(self.model.device), self.generator, self.sampling_steps)
+        self.frames = frames.cpu().numpy()
+        self.steps += 1
+        truncated = (self.steps >= self.max_episode_steps if self.max_episode_steps is not None
+                     else np.zeros(self.num_envs, dtype=bool))
+        return self.frames.copy(), rewards.float().cpu().numpy(), terminated.cpu().numpy(), truncated
+
+    # ---- snapshots -----------------------------------------------------------------------------
+    def get_state(self, needs_reset: np.ndarray | None = None) -> EnvSnapshot:
+        if self.state is None:
+            raise ResetNeeded("call reset() before get_state()")
+        return EnvSnapshot(
+            model_state=self.state.clone(), frames=self.frames.copy(), steps=self.steps.copy(),
+            needs_reset=np.zeros(self.num_envs, bool) if needs_reset is None else needs_reset.copy(),
+            np_random_state=self.np_random.bit_generator.state, generator_state=self.generator.get_state())
+
+    def set_state(self, snapshot: EnvSnapshot) -> np.ndarray:
+        """Restore a snapshot (it stays usable: restoring it again branches again). Returns needs_reset."""
+        if snapshot.steps.shape != (self.num_envs,):
+            raise ValueError(f"the snapshot holds {len(snapshot.steps)} envs, this env has {self.num_envs}")
+        self.state = snapshot.model_state.clone()
+        self.frames, self.steps = snapshot.frames.copy(), snapshot.steps.copy()
+        self.np_random.bit_generator.state = snapshot.np_random_state
+        self.generator.set_state(snapshot.generator_state)
+        self.noise_seeded = True
+        return snapshot.needs_reset.copy()
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+
+
+class LSSVWMVectorEnv(VectorEnv):
+    """N imagined envs stepped in one forward pass, with Gymnasium's next-step autoreset: the step
+    after an env terminates or truncates resets it (its action is ignored; reward 0, not done) and
+    returns its first observation.
+
+    Observations: the generated frames, (N, 64, 64, 3) uint8. Actions: (N,) in Discrete(n), n from the
+    model config. Rewards and termination: predicted; truncation: `max_episode_steps`.
+    Keyword arguments: see ImaginedBatch. reset(seed=) seeds the choice of context episodes and the
+    sampling noise (the same seed and actions give the same frames); reset(options=) takes a context
+    source ({"frames", "actions"} / {"dataset"} / {"real_env"}) and Gymnasium's "reset_mask".
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS,
+                                          "autoreset_mode": AutoresetMode.NEXT_STEP}
+    requires_checkpoint: ClassVar[bool] = False  # True for ids whose model does not ship with the package
+
+    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, device: str = "cpu",
+                 sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
+                 dataset: str | Path | None = None, real_env: str | None = None,
+                 render_mode: str | None = None) -> None:
+        _check_checkpoint_given(type(self), checkpoint)
+        _check_render_mode(self.metadata, render_mode)
+        self.core = ImaginedBatch(num_envs, checkpoint, device, sampling_steps, context, max_episode_steps,
+                                  dataset, real_env)
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.single_observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
+        self.single_action_space = spaces.Discrete(self.core.num_actions)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.needs_reset = np.zeros(num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None and not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int or None (one seed drives the whole batch), got {seed!r}")
+        super().reset(seed=seed)
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=bool)
+        elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,)):
+            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        self.core.seed(self.np_random, reseed=seed is not None)
+        self.core.set_source(options)
+        self.core.reset(mask)
+        self.needs_reset[mask] = False
+        return self.core.frames.copy(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        resetting = self.needs_reset.copy()
+        _, rewards, terminated, truncated = self.core.step(actions, ignore=resetting)
+        if resetting.any():
+            self.core.reset(resetting)
+            rewards[resetting] = 0.0
+            terminated[resetting] = False
+            truncated[resetting] = False
+        self.needs_reset = terminated | truncated
+        return self.core.frames.copy(), rewards, terminated, truncated, {}
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() was called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        return tuple(frame.copy() for frame in self.core.frames)
+
+    def get_state(self) -> EnvSnapshot:
+        """A copy of everything that decides what the envs do next (constant size, cheap)."""
+        return self.core.get_state(self.needs_reset)
+
+    def set_state(self, snapshot: EnvSnapshot) -> None:
+        self.needs_reset = self.core.set_state(snapshot)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.core.close()
+
+
+class LSSVWMEnv(gymnasium.Env):
+    """One imagined env: the batch of one of LSSVWMVectorEnv's core.
+
+    Observation: the generated frame, Box(0, 255, (64, 64, 3), uint8). Action: Discrete(n) from the
+    model config. Reward and termination: predicted by the model; truncation: `max_episode_steps`
+    (gym.make's max_episode_steps= adds Gymnasium's TimeLimit instead). render_mode "rgb_array"
+    returns the frame; "human" shows it in a pygame window. Keyword arguments: see ImaginedBatch.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
+    requires_checkpoint: ClassVar[bool] = False
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", sampling_steps: int | None = None,
+                 context: int = 32, max_episode_steps: int | None = None, dataset: str | Path | None = None,
+                 real_env: str | None = None, render_mode: str | None = None) -> None:
+        _check_checkpoint_given(type(self), checkpoint)
+        _check_render_mode(self.metadata, render_mode)
+        self.core = ImaginedBatch(1, checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env)
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
+        self.action_space = spaces.Discrete(self.core.num_actions)
+        self.viewer = None
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.core.seed(self.np_random, reseed=seed is not None)
+        self.core.set_source(options)
+        self.core.reset(np.ones(1, dtype=bool))
+        if self.render_mode == "human":
+            self.render()
+        return self.core.frames[0].copy(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if np.ndim(action) != 0 and np.shape(action) != (1,):
+            raise ValueError(f"action {action!r} is not in the action space Discrete({self.core.num_actions})")
+        frames, rewards, terminated, truncated = self.core.step(np.reshape(action, (1,)))
+        if self.render_mode == "human":
+            self.render()
+        return frames[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() was called without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        if self.render_mode == "rgb_array":
+            return self.core.frames[0].copy()
+        if self.viewer is None:
+            from lssvwm_env.envs.viewer import Viewer
+
+            self.viewer = Viewer("LSSVWM")
+        self.viewer.show(self.core.frames[0])
+        return None
+
+    def get_state(self) -> EnvSnapshot:
+        """A copy of everything that decides what the env does next (constant size, cheap)."""
+        return self.core.get_state()
+
+    def set_state(self, snapshot: EnvSnapshot) -> None:
+        self.core.set_state(snapshot)
+
+    def close(self) -> None:
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer = None
+        self.core.close()
+
+
+class LSSVWMMiniGridEnv(LSSVWMEnv):
+    """LSSVWM-MiniGrid-v0: no MiniGrid model ships with the package, so `checkpoint=` is required."""
+
+    requires_checkpoint = True
+
+
+class LSSVWMMiniGridVectorEnv(LSSVWMVectorEnv):
+    """The vector form of LSSVWM-MiniGrid-v0 (`checkpoint=` required)."""
+
+    requires_checkpoint = True
+
+
+def _check_checkpoint_given(cls: type, checkpoint: str | Path | None) -> None:
+    if cls.requires_checkpoint and checkpoint is None:
+        raise ValueError(f"{cls.__name__}: no model ships for this env; pass checkpoint=DIR (a checkpoint or run "
+                         "directory of a model trained on its dataset), e.g. "
+                         "gym.make('LSSVWM-MiniGrid-v0', checkpoint='runs/minigrid')")
+
+
+def _check_render_mode(metadata: dict[str, Any], render_mode: str | None) -> None:
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(f"render_mode {render_mode!r} is not supported; render modes: {metadata['render_modes']}")

@@ -1,0 +1,122 @@
+"""Real context for resets from a real (tiny MiniGrid) dataset, the file shipped beside a checkpoint
+and a live real-env prefix; and short runs of `lssvwm play --video` and the env benchmark."""
+
+import argparse
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
+
+import lssvwm_env  # noqa: F401  (registers the ids)
+from lssvwm_env.cli import main as lssvwm_main
+from lssvwm_env.envs import bench_env
+from lssvwm_env.envs.context import CONTEXT_FILE, ContextError, write_context_file
+
+MINIGRID = "minigrid-fourrooms"  # 7 actions, fast
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from data_collection.collect import CollectConfig, collect
+
+    out = tmp_path_factory.mktemp("minigrid_data")
+    collect(CollectConfig(env=MINIGRID, policy="random", episodes=4, steps=12, out=out, eval_fraction=0.5),
+            progress=False, log=lambda message: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def eval_episodes(dataset):
+    from data_collection.dataset import Dataset
+
+    data = Dataset.open(dataset)
+    return [data.load_episode(entry.index) for entry in data.episodes("eval")]
+
+
+@pytest.fixture(scope="module")
+def minigrid_checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("minigrid_model"), num_actions=7, context_shape=None,
+                                termination_logit=-50.0)
+
+
+def test_reset_primes_on_held_out_dataset_episodes(minigrid_checkpoint, dataset, eval_episodes):
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, dataset=dataset, context=5)
+    assert env.action_space == gym.spaces.Discrete(7)
+    starts = set()
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        matches = [i for i, ep in enumerate(eval_episodes) if np.array_equal(obs, ep["frames"][4])]
+        assert matches, "the first observation must be frame 4 of an eval episode"
+        starts.update(matches)
+    assert starts == set(range(len(eval_episodes)))  # the seed chooses among all of them
+    first, _ = env.reset(seed=0)
+    again, _ = env.reset(seed=0)
+    assert np.array_equal(first, again)
+    # a dataset of another env does not fit the model
+    with pytest.raises(ContextError, match=r"has 7 actions and frames of shape \(64, 64, 3\).*the model has 6"):
+        gym.make("LSSVWM-Memory-v0", checkpoint=save_tiny_checkpoint(minigrid_checkpoint.parent / "six"),
+                 dataset=dataset)
+
+
+def test_context_file_written_beside_the_checkpoint_primes_resets(tmp_path, dataset, eval_episodes):
+    checkpoint = save_tiny_checkpoint(tmp_path / "model", num_actions=7, context_shape=None)
+    path = write_context_file(checkpoint, dataset, episodes=2, frames=8)
+    assert path == checkpoint / CONTEXT_FILE
+    with np.load(path) as data:
+        assert data["frames"].shape == (2, 8, 64, 64, 3) and data["frames"].dtype == np.uint8
+        assert data["actions"].shape == (2, 8) and data["actions"].dtype == np.int64
+        for ep, frames, actions in zip(eval_episodes, data["frames"], data["actions"]):
+            assert np.array_equal(frames, ep["frames"][:8]) and np.array_equal(actions, ep["actions"][:8])
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=checkpoint, context=6)
+    obs, _ = env.reset(seed=0)
+    assert any(np.array_equal(obs, ep["frames"][5]) for ep in eval_episodes)
+    with pytest.raises(ContextError, match="eval episodes have at least 100 frames"):
+        write_context_file(checkpoint, dataset, episodes=2, frames=100)
+
+
+def test_reset_primes_on_a_live_real_env_prefix(minigrid_checkpoint):
+    from data_collection.collect import rollout
+    from data_collection.envs import make_env
+    from data_collection.policies import make_policy
+    from gymnasium.utils import seeding
+
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context=4)
+    obs, _ = env.reset(seed=9, options={"real_env": MINIGRID})
+    # The same draws by hand: the noise seed, then the real env's seed and random actions.
+    rng = seeding.np_random(9)[0]
+    rng.integers(2**63 - 1)
+    with make_env(MINIGRID) as real:
+        episode = rollout(real, make_policy("random", real.spec), int(rng.integers(2**31)), rng, max_steps=4)
+    assert np.array_equal(obs, episode["frames"][3])
+    with pytest.raises(ContextError, match="real_env='memory-maze-9x9' has 6 actions .* the model has 7"):
+        env.reset(options={"real_env": "memory-maze-9x9"})
+
+
+def test_play_writes_a_video(tmp_path):
+    checkpoint = save_tiny_checkpoint(tmp_path / "model")
+    video = tmp_path / "play.mp4"
+    code = lssvwm_main(["play", "--checkpoint", str(checkpoint), "--video", str(video), "--steps", "5",
+                        "--policy", "forward", "--context", "4", "--scale", "2"])
+    assert code == 0
+    frames = imageio.mimread(video)
+    assert len(frames) >= 6 and frames[0].shape == (128, 128, 3)
+
+
+def test_bench_env_prints_figures(tmp_path, minigrid_checkpoint, capsys):
+    parser = argparse.ArgumentParser()
+    bench_env.add_arguments(parser)
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["--checkpoint", str(minigrid_checkpoint), "--num-envs", "1", "2", "--steps", "2",
+                              "--warmup", "1", "--context", "4", "--real-env", MINIGRID, "--real-steps", "10",
+                              "--json", str(out)])
+    assert bench_env.run(args) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["num_envs"] for row in rows] == [1, 2, 1]
+    assert rows[-1]["env"] == f"real {MINIGRID}"
+    assert all(row["steps_per_s"] > 0 for row in rows)
+    assert rows[1]["state_bytes_per_env"] == rows[0]["state_bytes_per_env"]
+    assert "steps/s" in capsys.readouterr().out

@@ -1,0 +1,247 @@
+"""The single imagined env: registration, Gymnasium and SB3 conformance, seeding, snapshots, errors,
+and a long rollout at constant memory. Tiny real models saved as real checkpoints."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import lssvwm_env  # noqa: F401  (registers the ids)
+from lssvwm_env import presets
+from lssvwm_env.checkpoint import CheckpointError, save_world_model
+from lssvwm_env.envs.context import CONTEXT_FILE, ContextError
+from lssvwm_env.envs.world_model_env import LSSVWMEnv, ResetNeeded
+from lssvwm_env.models import WorldModel
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_ID = "LSSVWM-Memory-v0"
+
+
+def save_tiny_checkpoint(path: Path, num_actions: int = 6, termination_logit: float | None = None,
+                         context_shape: tuple[int, int] | None = (3, 10), seed: int = 0) -> Path:
+    """A tiny random world model saved as a real checkpoint, with a context.npz of random real-looking
+    episodes (E, T). termination_logit fixes the predicted termination (> 0: every step ends the
+    episode, < 0: none does); None keeps the random head."""
+    config = presets.tiny().model
+    config.bf16 = False  # fp32 is faster than bf16 autocast at this size on a CPU
+    config.diffusion.sampling_steps = 1
+    config.backbone.action.n = num_actions
+    torch.manual_seed(seed)
+    model = WorldModel(config)
+    with torch.no_grad():
+        # adaLN-Zero starts every branch at zero, so a fresh model ignores actions and past; perturb
+        # the weights so that both matter, as in a trained model.
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    if termination_logit is not None:
+        with torch.no_grad():
+            model.heads.net[-1].weight[1].zero_()
+            model.heads.net[-1].bias[1] = termination_logit
+    save_world_model(model, path)
+    if context_shape is not None:
+        rng = np.random.default_rng(seed)
+        episodes, frames = context_shape
+        np.savez_compressed(path / CONTEXT_FILE,
+                            frames=rng.integers(0, 256, (episodes, frames, 64, 64, 3), dtype=np.uint8),
+                            actions=rng.integers(0, num_actions, (episodes, frames)))
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two cores shared with other jobs: one thread per test process is much faster for tiny models.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def endless_checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("endless"), termination_logit=-50.0)
+
+
+def rollout(env, actions, seed=None):
+    obs, _ = env.reset(seed=seed)
+    frames, rewards = [obs], []
+    for action in actions:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        frames.append(obs)
+        rewards.append(reward)
+    return np.stack(frames), np.array(rewards)
+
+
+def run_python(code: str) -> str:
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_import_registers_the_ids_without_importing_torch():
+    run_python("import sys, gymnasium as gym, lssvwm_env\n"
+               "assert 'torch' not in sys.modules, 'import lssvwm_env imported torch'\n"
+               "assert {'LSSVWM-Memory-v0', 'LSSVWM-MiniGrid-v0'} <= set(gym.registry)\n")
+
+
+def test_make_needs_no_prior_import(checkpoint):
+    out = run_python("import gymnasium as gym\n"
+                     f"env = gym.make('lssvwm_env:LSSVWM-Memory-v0', checkpoint={str(checkpoint)!r}, context=4)\n"
+                     "obs, info = env.reset(seed=0)\n"
+                     "print(type(env.unwrapped).__name__, obs.shape, obs.dtype, env.spec.max_episode_steps)\n")
+    assert out.split() == ["LSSVWMEnv", "(64,", "64,", "3)", "uint8", "1000"]
+
+
+def test_gymnasium_and_sb3_env_checkers_pass(checkpoint, monkeypatch):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # check_env also makes the env in render_mode "human"
+    env = gym.make(ENV_ID, checkpoint=checkpoint, context=4, render_mode="rgb_array")
+    assert env.observation_space == gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    assert env.action_space == gym.spaces.Discrete(6)
+    check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped, warn=True)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+    env.close()
+
+
+def test_reset_starts_from_the_real_context(checkpoint):
+    with np.load(checkpoint / CONTEXT_FILE) as data:
+        context_frames = data["frames"]
+    env = LSSVWMEnv(checkpoint=checkpoint, context=4)
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        # the last of the first 4 frames of one of the shipped episodes
+        assert any(np.array_equal(obs, episode[3]) for episode in context_frames)
+    # given arrays, in dataset alignment (the last action may be left out)
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    obs, _ = env.reset(options={"frames": frames, "actions": rng.integers(0, 6, 5)})
+    assert np.array_equal(obs, frames[3])
+    obs, _ = env.reset()  # the given arrays stay the source
+    assert np.array_equal(obs, frames[3])
+    env = LSSVWMEnv(checkpoint=checkpoint, context=100)  # more than the episodes hold: all of them
+    obs, _ = env.reset(seed=0)
+    assert any(np.array_equal(obs, episode[-1]) for episode in context_frames)
+
+
+def test_seeded_resets_reproduce_the_same_frames(checkpoint):
+    actions = [0, 1, 2, 3, 4, 5, 1, 1]
+    env = LSSVWMEnv(checkpoint=checkpoint, context=4)
+    frames_a, rewards_a = rollout(env, actions, seed=3)
+    frames_b, rewards_b = rollout(env, actions, seed=3)
+    frames_c, _ = rollout(LSSVWMEnv(checkpoint=checkpoint, context=4), actions, seed=3)
+    frames_d, _ = rollout(env, actions, seed=4)
+    assert np.array_equal(frames_a, frames_b) and np.array_equal(rewards_a, rewards_b)
+    assert np.array_equal(frames_a, frames_c)
+    assert not np.array_equal(frames_a[1:], frames_d[1:])  # another seed: other sampling noise
+
+
+def test_get_state_set_state_branches_reproducibly(checkpoint):
+    env = gym.make(ENV_ID, checkpoint=checkpoint, context=4).unwrapped
+    rollout(env, [1, 1, 2], seed=0)
+    snapshot = env.get_state()
+    branch_a, _ = rollout_from(env, [1, 3, 3, 5])
+    env.set_state(snapshot)
+    branch_b, _ = rollout_from(env, [1, 3, 3, 5])
+    env.set_state(snapshot)
+    branch_c, _ = rollout_from(env, [0, 0, 0, 0])
+    assert np.array_equal(branch_a, branch_b)
+    assert not np.array_equal(branch_a, branch_c)  # the actions matter, so equality above means something
+    later = env.get_state()
+    assert later.nbytes() == snapshot.nbytes()  # constant size whatever the step
+
+
+def rollout_from(env, actions):
+    frames, rewards = [], []
+    for action in actions:
+        obs, reward, *_ = env.step(action)
+        frames.append(obs)
+        rewards.append(reward)
+    return np.stack(frames), np.array(rewards)
+
+
+def test_step_errors_speak_to_the_user(checkpoint):
+    env = LSSVWMEnv(checkpoint=checkpoint, context=4)
+    with pytest.raises(ResetNeeded, match=r"reset\(\) before step\(\)"):
+        env.step(0)
+    env.reset(seed=0)
+    for bad in (6, -1):
+        with pytest.raises(ValueError, match=rf"action {bad} is not in the action space Discrete\(6\)"):
+            env.step(bad)
+    with pytest.raises(ValueError, match=r"action 1.5 \(float64\) is not in the action space Discrete\(6\)"):
+        env.step(1.5)
+    with pytest.raises(ValueError, match=r"not in the action space Discrete\(6\)"):
+        env.step([1, 2])
+    env.step(np.int64(5))  # numpy integers are fine
+    with pytest.raises(ContextError, match="'frames' must be uint8"):
+        env.reset(options={"frames": np.zeros((5, 32, 32, 3), np.uint8), "actions": np.zeros(5, np.int64)})
+    with pytest.raises(ContextError, match=r"outside the model's action space Discrete\(6\)"):
+        env.reset(options={"frames": np.zeros((5, 64, 64, 3), np.uint8), "actions": np.full(5, 9)})
+    with pytest.raises(ContextError, match="not understood"):
+        env.reset(options={"frame": 1})
+
+
+def test_checkpoint_errors_speak_to_the_user(checkpoint, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        gym.make(ENV_ID, checkpoint=tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        gym.make(ENV_ID, checkpoint=tmp_path)
+    corrupt = Path(shutil.copytree(checkpoint, tmp_path / "corrupt"))
+    weights = (corrupt / "model.safetensors").read_bytes()
+    (corrupt / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: cannot read the weights .*corrupt"):
+        gym.make(ENV_ID, checkpoint=corrupt)
+    (corrupt / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"config\.json: cannot read the checkpoint config"):
+        gym.make(ENV_ID, checkpoint=corrupt)
+    with pytest.raises(ValueError, match="pass checkpoint=DIR"):
+        gym.make("LSSVWM-MiniGrid-v0")
+    bare = save_tiny_checkpoint(tmp_path / "bare", context_shape=None)
+    env = gym.make(ENV_ID, checkpoint=bare)
+    with pytest.raises(ContextError, match=r"holds no context\.npz.*dataset=DIR"):
+        env.reset(seed=0)
+
+
+def test_long_rollout_has_constant_state_and_no_nan(endless_checkpoint):
+    env = LSSVWMEnv(checkpoint=endless_checkpoint, context=4)
+    env.reset(seed=0)
+    state_bytes = env.core.state.nbytes()
+    shapes = [t.shape for t in env.core.state.tensors()]
+    rng = np.random.default_rng(0)
+    rewards = []
+    for _ in range(300):
+        obs, reward, terminated, truncated, _ = env.step(int(rng.integers(6)))
+        rewards.append(reward)
+        assert not (terminated or truncated)
+        assert env.core.state.nbytes() == state_bytes
+    assert [t.shape for t in env.core.state.tensors()] == shapes
+    assert all(torch.isfinite(t).all() for t in env.core.state.tensors() if t.is_floating_point())
+    assert np.isfinite(rewards).all()
+    assert int(env.core.state.frame_count[0]) == 4 + 300
+    assert obs.dtype == np.uint8 and obs.shape == (64, 64, 3)
+
+
+def test_make_kwargs_reach_the_env(endless_checkpoint):
+    env = gym.make(ENV_ID, checkpoint=endless_checkpoint, context=4, sampling_steps=2, max_episode_steps=2)
+    assert env.unwrapped.core.context == 4 and env.unwrapped.core.sampling_steps == 2
+    env.reset(seed=0)
+    assert env.step(0)[3] is False
+    assert env.step(0)[3] is True  # Gymnasium's TimeLimit, from gym.make's max_episode_steps
+    direct = LSSVWMEnv(checkpoint=endless_checkpoint, context=4, max_episode_steps=2)
+    direct.reset(seed=0)
+    assert [direct.step(0)[3] for _ in range(2)] == [False, True]
