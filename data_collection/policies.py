@@ -1,0 +1,393 @@
+"""Scripted data-collection policies.
+
+A world model learns memory only from trajectories that come back to places they have seen, so the
+navigating policies walk the maze on purpose:
+
+- `random`: uniform actions; works on every env.
+- `explore`: repeatedly picks a random reachable cell and walks the shortest path to it, with some
+  action noise, so paths cross and loop over the episode.
+- `retrace`: walks a path out, turns around, walks back to its start, turns to its first heading and
+  walks the same path out again. The last third of the episode passes the same cells with the same
+  headings as the first third: ground truth for the retrieval benchmark (DESIGN.md, Evaluation).
+
+The navigators act on privileged information, the agent's pose and the maze layout (envs.py):
+cells are (x, y) with the agent in maze_layout[floor(y), floor(x)]; they need an env whose spec has
+`navigation` (Memory Maze, MiniGrid).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
+
+import numpy as np
+
+from data_collection.envs import FREE, EnvSpec, Navigation, Step, heading_deg
+
+Cell = tuple[int, int]  # (x, y) = (column, row) of maze_layout
+
+POLICY_NAMES = ("random", "explore", "retrace")
+
+
+class PolicyError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------ the grid
+
+
+def cell_of(agent_pos: np.ndarray) -> Cell:
+    return (int(math.floor(float(agent_pos[0]))), int(math.floor(float(agent_pos[1]))))
+
+
+def cell_center(cell: Cell) -> np.ndarray:
+    return np.array([cell[0] + 0.5, cell[1] + 0.5], dtype=np.float64)
+
+
+def bfs(walkable: np.ndarray, start: Cell) -> tuple[dict[Cell, int], dict[Cell, Cell | None]]:
+    """Breadth-first search over 4-connected walkable cells: (steps to each reached cell, predecessors).
+
+    walkable: (H, W) bool indexed [y, x].
+    """
+    h, w = walkable.shape
+    distance: dict[Cell, int] = {start: 0}
+    parents: dict[Cell, Cell | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        x, y = queue.popleft()
+        for nx, ny in ((x + 1, y), (x - 1, y), (x, y + 1), (x, y - 1)):
+            if 0 <= nx < w and 0 <= ny < h and walkable[ny, nx] and (nx, ny) not in parents:
+                parents[(nx, ny)] = (x, y)
+                distance[(nx, ny)] = distance[(x, y)] + 1
+                queue.append((nx, ny))
+    return distance, parents
+
+
+def shortest_path(walkable: np.ndarray, start: Cell, goal: Cell) -> list[Cell] | None:
+    """Cells from start to goal inclusive, or None when goal is unreachable."""
+    _, parents = bfs(walkable, start)
+    if goal not in parents:
+        return None
+    path = [goal]
+    while path[-1] != start:
+        path.append(parents[path[-1]])  # type: ignore[arg-type]
+    return path[::-1]
+
+
+def path_to_random_cell(walkable: np.ndarray, here: Cell, rng: np.random.Generator, min_distance: int) -> list[Cell] | None:
+    """Shortest path to a uniformly chosen cell at least min_distance steps away (nearer cells if
+    there are none that far); None when no other cell is reachable."""
+    distance, _ = bfs(walkable, here)
+    far = [c for c, d in distance.items() if d >= min_distance]
+    choices = far or [c for c in distance if c != here]
+    if not choices:
+        return None
+    return shortest_path(walkable, here, choices[int(rng.integers(len(choices)))])
+
+
+def _signed_angle(from_deg: float, to_deg: float) -> float:
+    """to - from, wrapped to [-180, 180)."""
+    return (to_deg - from_deg + 180.0) % 360.0 - 180.0
+
+
+class Driver:
+    """Turns "go to this point" or "face this way" into one action of a navigating env."""
+
+    def __init__(self, nav: Navigation):
+        self.nav = nav
+
+    def _error_left(self, agent_dir: np.ndarray, desired: np.ndarray) -> float:
+        """Heading error in degrees, positive when the agent should turn left."""
+        error = _signed_angle(heading_deg(agent_dir), heading_deg(desired))
+        return error if self.nav.left_increases_angle else -error
+
+    def toward(self, agent_pos: np.ndarray, agent_dir: np.ndarray, point: np.ndarray) -> int:
+        error = self._error_left(agent_dir, point - agent_pos)
+        nav = self.nav
+        if abs(error) > nav.turn_in_place_deg:
+            return nav.left if error > 0 else nav.right
+        if abs(error) > nav.align_deg:
+            # Curving while moving keeps Memory Maze's ball rolling; MiniGrid has no such action.
+            curve = nav.forward_left if error > 0 else nav.forward_right
+            if curve is not None:
+                return curve
+            return nav.left if error > 0 else nav.right
+        return nav.forward
+
+    def face(self, agent_dir: np.ndarray, heading: np.ndarray) -> int | None:
+        """A turn toward `heading`, or None once within half a turn step of it."""
+        error = self._error_left(agent_dir, heading)
+        if abs(error) <= max(self.nav.turn_step_deg / 2, 1.0):
+            return None
+        return self.nav.left if error > 0 else self.nav.right
+
+
+class PathFollower:
+    """Walks a list of cells, waypoint by waypoint, replanning when knocked off the path.
+
+    `reached` records every cell the walk actually arrived at, detours included, so a caller can
+    walk the true route again.
+    """
+
+    def __init__(self, walkable: np.ndarray, driver: Driver):
+        self.walkable = walkable
+        self.driver = driver
+        self.path: list[Cell] = []
+        self.next = 0
+        self.reached: list[Cell] = []
+
+    def set_path(self, path: list[Cell]) -> None:
+        self.path = list(path)
+        self.next = 0
+
+    @property
+    def done(self) -> bool:
+        return self.next >= len(self.path)
+
+    def act(self, agent_pos: np.ndarray, agent_dir: np.ndarray) -> int | None:
+        """The action toward the next waypoint, or None when the path is finished."""
+        here = cell_of(agent_pos)
+        while not self.done:
+            target = self.path[self.next]
+            if here == target and np.linalg.norm(agent_pos - cell_center(target)) <= self.driver.nav.arrive_radius:
+                self.reached.append(target)
+                self.next += 1
+                continue
+            previous = self.path[self.next - 1] if self.next > 0 else None
+            if here not in (target, previous):
+                # Noise or momentum took the agent off the path: splice in a way back to the target.
+                detour = shortest_path(self.walkable, here, target)
+                if detour is None:
+                    return None
+                self.path[self.next : self.next + 1] = detour
+                continue
+            return self.driver.toward(agent_pos, agent_dir, cell_center(target))
+        return None
+
+
+# ------------------------------------------------------------------------------------ policies
+
+
+class Policy(abc.ABC):
+    """Chooses actions from Steps. `reset` is called with the first Step of every episode.
+
+    ANNOTATIONS names per-step integers the policy reports in `annotations` after every `act`
+    (stored in the dataset beside the actions).
+    """
+
+    name: ClassVar[str]
+    needs_navigation: ClassVar[bool] = False
+    ANNOTATIONS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: EnvSpec):
+        if self.needs_navigation and spec.navigation is None:
+            raise PolicyError(
+                f"policy {self.name!r} walks the maze from the agent's pose and the maze layout, which "
+                f"env {spec.name!r} does not provide; use --policy random, or an env with a grid "
+                "(memory-maze-*, minigrid-*, any MiniGrid id)"
+            )
+        self.spec = spec
+        self.annotations: dict[str, int] = {}
+
+    @abc.abstractmethod
+    def reset(
+        self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def act(self, step: Step) -> int: ...
+
+
+class RandomPolicy(Policy):
+    name = "random"
+
+    def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
+        self.rng = rng
+
+    def act(self, step: Step) -> int:
+        return int(self.rng.integers(self.spec.action_space.n))
+
+
+def _walkable_layout(static: Mapping[str, np.ndarray], policy: str, avoid_terminal: bool) -> np.ndarray:
+    if "maze_layout" not in static:
+        raise PolicyError(f"policy {policy!r} needs a maze_layout from the env, which reset() did not give")
+    layout = static["maze_layout"]
+    return layout == FREE if avoid_terminal else layout != 0
+
+
+def _pose(step: Step) -> tuple[np.ndarray, np.ndarray]:
+    return step.pose["agent_pos"].astype(np.float64), step.pose["agent_dir"].astype(np.float64)
+
+
+@dataclass
+class ExploreConfig:
+    action_noise: float = 0.1  # probability of a random move instead of the planned action
+    min_goal_distance: int = 3  # in steps; keeps legs long enough to pass through several places
+    stuck_steps: int = 60  # pick a new goal after this many steps without entering a new cell
+
+
+class ExplorePolicy(Policy):
+    name = "explore"
+    needs_navigation = True
+
+    def __init__(self, spec: EnvSpec, config: ExploreConfig | None = None):
+        super().__init__(spec)
+        self.config = config or ExploreConfig()
+        assert spec.navigation is not None
+        self.driver = Driver(spec.navigation)
+
+    def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
+        self.rng = rng
+        # Goals and lava count as floor: reaching them (and their reward) is part of the data.
+        self.follower = PathFollower(_walkable_layout(static, self.name, avoid_terminal=False), self.driver)
+        self.last_cell: Cell | None = None
+        self.steps_in_cell = 0
+
+    def act(self, step: Step) -> int:
+        pos, direction = _pose(step)
+        here = cell_of(pos)
+        self.steps_in_cell = self.steps_in_cell + 1 if here == self.last_cell else 0
+        self.last_cell = here
+        if self.steps_in_cell > self.config.stuck_steps:
+            self.follower.set_path([])
+            self.steps_in_cell = 0
+        action = self.follower.act(pos, direction)
+        if action is None:
+            # At the goal: on to the next one (or stand still in a world of one cell).
+            self.follower.set_path(path_to_random_cell(self.follower.walkable, here, self.rng, self.config.min_goal_distance) or [])
+            action = self.follower.act(pos, direction)
+        if action is None:
+            action = self.driver.nav.noop
+        if self.rng.random() < self.config.action_noise:
+            moves = self.driver.nav.move_actions
+            action = moves[int(self.rng.integers(len(moves)))]
+        return int(action)
+
+
+@dataclass
+class RetraceConfig:
+    min_goal_distance: int = 3
+    # The outward walk gets a third of the episode minus both turn-arounds and this many cells of
+    # slack, so that the third walk, which may be a little slower, still ends inside the episode.
+    slack_cells: float = 1.0
+
+
+class RetracePhase:
+    """Values of the `retrace_phase` annotation."""
+
+    OUT, TURN_BACK, BACK, TURN_OUT, AGAIN, DONE = range(6)
+
+
+class RetracePolicy(Policy):
+    """Out along a path, back to its start, and out along the same path again.
+
+    Phase 1 (OUT) chains walks to random cells until its step budget is spent, recording the route.
+    TURN_BACK faces the way the walk came; BACK follows the route reversed; TURN_OUT faces the
+    heading the agent had at step 0; AGAIN follows the route once more, reproducing OUT; DONE stands
+    still until the episode ends. Without action noise, and on cells that do not end the episode.
+    """
+
+    name = "retrace"
+    needs_navigation = True
+    ANNOTATIONS = ("retrace_phase",)
+
+    def __init__(self, spec: EnvSpec, config: RetraceConfig | None = None):
+        super().__init__(spec)
+        self.config = config or RetraceConfig()
+        assert spec.navigation is not None
+        self.driver = Driver(spec.navigation)
+
+    def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
+        self.rng = rng
+        self.follower = PathFollower(_walkable_layout(static, self.name, avoid_terminal=True), self.driver)
+        pos, direction = _pose(first)
+        self.start_dir = direction.copy()
+        self.follower.set_path([cell_of(pos)])
+        nav = self.driver.nav
+        turn_steps = 180.0 / nav.turn_step_deg
+        self.out_budget = max(1, int((max_steps - 2 * turn_steps) / 3 - self.config.slack_cells * nav.steps_per_cell))
+        self.steps = 0
+        self._enter(RetracePhase.OUT)
+        self.route: list[Cell] = []
+        self.back_heading = -direction
+
+    def act(self, step: Step) -> int:
+        action = self._act(step)
+        self.steps += 1
+        self.annotations = {"retrace_phase": self.phase}
+        return action
+
+    def _act(self, step: Step) -> int:
+        pos, direction = _pose(step)
+        if self.phase == RetracePhase.OUT:
+            if self.steps >= self.out_budget:
+                # Budget spent: finish the waypoint under way and stop there.
+                del self.follower.path[self.follower.next + 1 :]
+            action = self.follower.act(pos, direction)
+            if action is not None:
+                return action
+            # At a waypoint: go on out while the budget lasts, else turn back.
+            if self.steps < self.out_budget:
+                path = path_to_random_cell(self.follower.walkable, cell_of(pos), self.rng, self.config.min_goal_distance)
+                self.follower.set_path(path or [])
+                action = self.follower.act(pos, direction)
+                if action is not None:
+                    return action
+            self.route = _dedupe_consecutive(self.follower.reached)
+            self.back_heading = -direction
+            self._enter(RetracePhase.TURN_BACK)
+        if self.phase == RetracePhase.TURN_BACK:
+            action = self._turn(direction, self.back_heading)
+            if action is not None:
+                return action
+            self.follower.set_path(self.route[::-1])
+            self._enter(RetracePhase.BACK)
+        if self.phase == RetracePhase.BACK:
+            action = self.follower.act(pos, direction)
+            if action is not None:
+                return action
+            self._enter(RetracePhase.TURN_OUT)
+        if self.phase == RetracePhase.TURN_OUT:
+            action = self._turn(direction, self.start_dir)
+            if action is not None:
+                return action
+            self.follower.set_path(self.route)
+            self._enter(RetracePhase.AGAIN)
+        if self.phase == RetracePhase.AGAIN:
+            action = self.follower.act(pos, direction)
+            if action is not None:
+                return action
+            self._enter(RetracePhase.DONE)
+        return self.driver.nav.noop
+
+    def _enter(self, phase: int) -> None:
+        self.phase = phase
+        self.phase_start = self.steps
+
+    def _turn(self, direction: np.ndarray, heading: np.ndarray) -> int | None:
+        # Memory Maze's ball turns with momentum and could swing around the target heading; after
+        # twice the steps a half turn needs, go on with the heading reached.
+        if self.steps - self.phase_start > 2 * 180.0 / self.driver.nav.turn_step_deg:
+            return None
+        return self.driver.face(direction, heading)
+
+
+def _dedupe_consecutive(cells: list[Cell]) -> list[Cell]:
+    out: list[Cell] = []
+    for cell in cells:
+        if not out or out[-1] != cell:
+            out.append(cell)
+    return out
+
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, ExplorePolicy, RetracePolicy)}
+
+
+def make_policy(name: str, spec: EnvSpec) -> Policy:
+    """A policy by name for an env; PolicyError when the name is unknown or the env cannot host it."""
+    if name not in POLICIES:
+        raise PolicyError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
+    return POLICIES[name](spec)

@@ -1,0 +1,142 @@
+"""Scripted policies: explore comes back to places; retrace's last walk repeats its first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_collection.collect import rollout
+from data_collection.envs import ActionSpace, EnvSpec, heading_deg, make_env
+from data_collection.policies import (
+    PolicyError,
+    RetracePhase,
+    bfs,
+    make_policy,
+    shortest_path,
+)
+
+
+@pytest.fixture(scope="module")
+def memory_maze():
+    env = make_env("memory-maze-9x9")
+    yield env
+    env.close()
+
+
+def _episode(env, policy: str, seed: int, steps: int) -> dict[str, np.ndarray]:
+    return rollout(env, make_policy(policy, env.spec), seed, np.random.default_rng(seed), steps)
+
+
+def _cells(agent_pos: np.ndarray) -> list[tuple[int, int]]:
+    return [(int(x), int(y)) for x, y in np.floor(agent_pos)]
+
+
+def _entries(cells: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The cells in the order they were entered (consecutive repeats dropped)."""
+    return [c for i, c in enumerate(cells) if i == 0 or cells[i - 1] != c]
+
+
+def _returns(cells: list[tuple[int, int]], min_gap: int) -> int:
+    """How often the agent comes back to a cell it left at least min_gap steps before."""
+    last_seen: dict[tuple[int, int], int] = {}
+    returns = 0
+    for t, cell in enumerate(cells):
+        if cell in last_seen and t - last_seen[cell] > min_gap:
+            returns += 1
+        last_seen[cell] = t
+    return returns
+
+
+def _visits(cells: list[tuple[int, int]]) -> list[tuple[tuple[int, int], slice]]:
+    """(cell, steps spent in it) for each stay in a cell."""
+    out, start = [], 0
+    for i in range(1, len(cells) + 1):
+        if i == len(cells) or cells[i] != cells[start]:
+            out.append((cells[start], slice(start, i)))
+            start = i
+    return out
+
+
+def test_shortest_path_on_a_grid():
+    walkable = np.array(
+        [
+            [1, 1, 1],
+            [0, 0, 1],
+            [1, 1, 1],
+        ],
+        dtype=bool,
+    )
+    assert shortest_path(walkable, (0, 0), (0, 2)) == [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2), (1, 2), (0, 2)]
+    assert shortest_path(walkable, (0, 0), (1, 1)) is None
+    distance, _ = bfs(walkable, (0, 0))
+    assert len(distance) == 7 and distance[(0, 2)] == 6
+
+
+@pytest.mark.parametrize("env_name, steps", [("memory-maze-9x9", 200), ("minigrid-fourrooms", 300)])
+def test_explore_walks_far_and_revisits(env_name, steps, memory_maze):
+    env = memory_maze if env_name.startswith("memory-maze") else make_env(env_name, max_steps=steps)
+    episode = _episode(env, "explore", seed=4, steps=steps)
+    layout = episode["maze_layout"]
+    cells = _cells(episode["agent_pos"])
+    entries = _entries(cells)
+    assert all(layout[y, x] != 0 for x, y in cells)
+    distinct = len(set(entries))
+    assert distinct >= 8, "explore should reach many places"
+    # Revisits: more cell entries than distinct cells, and real returns, not jitter on a border.
+    assert len(entries) > distinct
+    assert _returns(cells, min_gap=20) >= 3, f"{len(entries)} cell entries, {distinct} distinct cells"
+
+
+def test_retrace_repeats_its_outward_walk_in_memory_maze(memory_maze):
+    steps = 180
+    episode = _episode(memory_maze, "retrace", seed=8, steps=steps)
+    phase = episode["retrace_phase"]
+    cells = _cells(episode["agent_pos"])
+    out = np.flatnonzero(phase == RetracePhase.OUT)
+    again = np.flatnonzero(phase == RetracePhase.AGAIN)
+    back = np.flatnonzero(phase == RetracePhase.BACK)
+    assert len(out) > steps / 4 and len(again) > steps / 4
+    assert again[0] > steps / 2, "the repeated walk belongs to the end of the episode"
+    out_visits = _visits([cells[i] for i in out])
+    again_visits = _visits([cells[i] for i in again])
+    out_cells = [c for c, _ in out_visits]
+    again_cells = [c for c, _ in again_visits]
+    assert len(set(out_cells)) >= 5
+    # The same cells in the same order (the last may be cut by the episode's end)...
+    assert len(again_cells) >= len(out_cells) - 1 and again_cells == out_cells[: len(again_cells)]
+    # ...walked back in between...
+    assert _entries([cells[i] for i in back]) == out_cells[::-1]
+    # ...with the same heading in each cell (mean direction while there).
+    out_dirs = episode["agent_dir"][out]
+    again_dirs = episode["agent_dir"][again]
+    differences = []
+    for (_, a), (_, b) in zip(out_visits, again_visits):
+        d1, d2 = out_dirs[a].mean(0), again_dirs[b].mean(0)
+        differences.append(abs((heading_deg(d1) - heading_deg(d2) + 180) % 360 - 180))
+    assert np.median(differences) < 15 and np.mean(np.array(differences) < 45) >= 0.9, differences
+
+
+def test_retrace_repeats_its_outward_walk_exactly_in_minigrid():
+    steps = 150
+    with make_env("minigrid-fourrooms", max_steps=steps) as env:
+        episode = _episode(env, "retrace", seed=2, steps=steps)
+    phase = episode["retrace_phase"]
+    assert len(phase) == steps and not episode["terminated"].any(), "retrace avoids cells that end the episode"
+    out = phase == RetracePhase.OUT
+    again = phase == RetracePhase.AGAIN
+    assert out.sum() >= 40 and again.sum() == out.sum()
+    assert np.flatnonzero(again)[0] >= steps / 2
+    # Grid dynamics are exact: every step of the last walk equals the first one's, pose and action.
+    np.testing.assert_array_equal(episode["agent_pos"][again], episode["agent_pos"][out])
+    np.testing.assert_array_equal(episode["agent_dir"][again], episode["agent_dir"][out])
+    np.testing.assert_array_equal(episode["actions"][again], episode["actions"][out])
+
+
+def test_navigating_policies_need_a_grid():
+    spec = EnvSpec(name="Pixels-v0", kind="gymnasium", target="Pixels-v0", action_space=ActionSpace(4))
+    for name in ("explore", "retrace"):
+        with pytest.raises(PolicyError, match="--policy random"):
+            make_policy(name, spec)
+    assert make_policy("random", spec).name == "random"
+    with pytest.raises(PolicyError, match="policies: random, explore, retrace"):
+        make_policy("greedy", spec)
