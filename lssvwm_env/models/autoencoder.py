@@ -40,19 +40,19 @@ class FrameAutoencoder(nn.Module):
         super().__init__()
         self.config = config
         ch = config.channels
-        enc: list[nn.Module] = [nn.Conv2d(3, ch[0], 3, padding=1)]
-        prev = ch[0]
+        # Downsample first, then compute: no convolution runs at full 64x64 resolution with many
+        # channels, which keeps stage 0 trainable on two CPU cores.
+        enc: list[nn.Module] = []
+        prev = 3
         for c in ch:
-            enc += [ResBlock(prev), nn.Conv2d(prev, c, 4, stride=2, padding=1)]
+            enc += [nn.Conv2d(prev, c, 4, stride=2, padding=1), ResBlock(c)]
             prev = c
         enc += [ResBlock(prev), nn.GroupNorm(8, prev), nn.SiLU(), nn.Conv2d(prev, 2 * config.latent_channels, 1)]
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(config.latent_channels, ch[-1], 3, padding=1), ResBlock(ch[-1])]
-        prev = ch[-1]
-        for c in reversed(ch):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, c, 3, padding=1), ResBlock(c)]
-            prev = c
-        dec += [nn.GroupNorm(8, prev), nn.SiLU(), nn.Conv2d(prev, 3, 3, padding=1)]
+        for c, next_c in zip(reversed(ch), list(reversed(ch))[1:]):
+            dec += [ResBlock(c), nn.GroupNorm(8, c), nn.SiLU(), nn.ConvTranspose2d(c, next_c, 4, stride=2, padding=1)]
+        dec += [ResBlock(ch[0]), nn.GroupNorm(8, ch[0]), nn.SiLU(), nn.ConvTranspose2d(ch[0], 3, 4, stride=2, padding=1)]
         self.decoder = nn.Sequential(*dec)
 
     @staticmethod

@@ -137,4 +137,5 @@ def ssd_scan(
             chunk_size=chunk_size, initial_states=initial_state, return_final_states=True)
         return y, final_state
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return ssd_chunked(x, dt, A, B, C, chunk_size, initial_state)
+        # A sequence shorter than a chunk (one frame of a small block at inference) is one chunk.
+        return ssd_chunked(x, dt, A, B, C, min(chunk_size, x.size(1)), initial_state)

@@ -32,7 +32,10 @@ class WorldModelConfig:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     variant: str = "ours"
     causal_window: int | None = None  # for variant causal_attn: frames of history kept (None: all)
-    bf16: bool = True  # bf16 autocast for matmuls (on this 2-core CPU: 826 vs 154 GFLOP/s)
+    # bf16 autocast for the backbone's matmuls. Off by default: on the 2-core CPU machines this project
+    # runs on, PyTorch's bf16 kernels for this model's small matmuls ran at 0.4-0.6 GFLOP/s against
+    # 8-19 for fp32 ((2048|8192 x 128) @ (128 x 512)); only very large square products gain. On GPUs, on.
+    bf16: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,9 +68,17 @@ class WorldModel(nn.Module):
         return self.latent_mean.device
 
     def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the backbone's matmuls, when the config asks for it."""
         if not self.config.bf16:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    def autoencoder_autocast(self) -> contextlib.AbstractContextManager:
+        """The autoencoder runs in fp32 on CPU: PyTorch's bf16 convolutions there take a slow path
+        (measured 25x slower than fp32 for a training step on this 2-core machine)."""
+        if self.device.type == "cpu":
+            return torch.autocast(device_type="cpu", enabled=False)
+        return self.autocast()
 
     # ---- frames <-> standardised latents -------------------------------------------------------
     @torch.no_grad()
@@ -75,7 +86,7 @@ class WorldModel(nn.Module):
         """frames: (B, T, H, W, 3) uint8 -> latents (B, T, h, w, C), standardised."""
         b, t = frames.shape[:2]
         flat = frames.reshape(b * t, *frames.shape[2:]).to(self.device)
-        with self.autocast():
+        with self.autoencoder_autocast():
             parts = [self.autoencoder.encode(flat[i:i + batch_frames])
                      for i in range(0, flat.size(0), batch_frames)]
         latents = (torch.cat(parts).to(self.latent_mean.dtype) - self.latent_mean) / self.latent_std
@@ -86,7 +97,7 @@ class WorldModel(nn.Module):
         """latents: (B, T, h, w, C) standardised -> frames (B, T, H, W, 3) uint8."""
         b, t = latents.shape[:2]
         flat = latents.reshape(b * t, *latents.shape[2:]).to(self.latent_std.dtype) * self.latent_std + self.latent_mean
-        with self.autocast():
+        with self.autoencoder_autocast():
             parts = [self.autoencoder.decode(flat[i:i + batch_frames]) for i in range(0, flat.size(0), batch_frames)]
         frames = torch.cat(parts)
         return frames.reshape(b, t, *frames.shape[1:])

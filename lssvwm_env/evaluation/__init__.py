@@ -1,0 +1,1 @@
+"""Evaluation: image metrics, memory benchmarks (retrieval, reasoning), ablations, reports."""

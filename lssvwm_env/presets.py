@@ -1,0 +1,84 @@
+"""Named configurations. `tiny`: the tests (seconds). `cpu`: the default model, trained on this kind of
+2-core machine from a Memory Maze 9x9 dataset. `paper`: a GPU configuration at the paper's scale
+(about 200M parameters, windows of 400 then 800 frames)."""
+
+from __future__ import annotations
+
+from lssvwm_env.models.autoencoder import AutoencoderConfig
+from lssvwm_env.models.backbone import BackboneConfig
+from lssvwm_env.models.diffusion import DiffusionConfig
+from lssvwm_env.models.local_attention import AttentionConfig
+from lssvwm_env.models.ssm_mixer import SSMConfig
+from lssvwm_env.models.world_model import WorldModelConfig
+from lssvwm_env.training.config import (AutoencoderTrainingConfig, CurriculumStage, DynamicsTrainingConfig,
+                                        TrainConfig)
+
+
+def tiny() -> TrainConfig:
+    model = WorldModelConfig(
+        autoencoder=AutoencoderConfig(latent_channels=4, channels=[8, 16, 16]),
+        backbone=BackboneConfig(latent_channels=4, d_model=32, n_layers=2, block_sizes=[(2, 2), (4, 4)],
+                                ssm=SSMConfig(d_state=8, head_dim=16, chunk_size=32),
+                                attention=AttentionConfig(n_heads=2, window=4, chunk=2)),
+        diffusion=DiffusionConfig(sampling_steps=2),
+    )
+    return TrainConfig(
+        model=model, preset="tiny",
+        autoencoder_training=AutoencoderTrainingConfig(iterations=20, batch_size=16, eval_frames=32),
+        dynamics_training=DynamicsTrainingConfig(
+            curriculum=[CurriculumStage(window=8, iterations=6, batch_size=2),
+                        CurriculumStage(window=16, iterations=4, batch_size=2)],
+            warmup=2, eval_every=5, eval_context=4, eval_rollout=6, eval_episodes=1),
+        checkpoint_every=4, video_every=5)
+
+
+def cpu() -> TrainConfig:
+    """Sized for about an hour on 2 CPU cores at ~20 GFLOP/s (fp32): every training frame costs about
+    0.7 GFLOP forward and backward, so the budget is tens of thousands of frames, not millions."""
+    model = WorldModelConfig(
+        autoencoder=AutoencoderConfig(latent_channels=8, channels=[32, 64, 128]),
+        backbone=BackboneConfig(latent_channels=8, d_model=96, n_layers=4, block_sizes=[(2, 2), (4, 4)],
+                                ssm=SSMConfig(d_state=32, head_dim=32, chunk_size=64),
+                                attention=AttentionConfig(n_heads=4, window=10, chunk=5, query_block_frames=5)),
+        diffusion=DiffusionConfig(sampling_steps=4),
+    )
+    return TrainConfig(
+        model=model, preset="cpu",
+        autoencoder_training=AutoencoderTrainingConfig(iterations=1000, batch_size=32),
+        dynamics_training=DynamicsTrainingConfig(
+            curriculum=[CurriculumStage(window=32, iterations=800, batch_size=4),
+                        CurriculumStage(window=96, iterations=150, batch_size=2),
+                        CurriculumStage(window=200, iterations=50, batch_size=1)],
+            # The clean pass for the carried state would cost ~20% more compute than this budget has.
+            carry_clean_state=False,
+            warmup=50, eval_every=250),
+        checkpoint_every=50, video_every=250)
+
+
+def paper() -> TrainConfig:
+    """About 200M parameters; for GPUs (torchrun, bf16). Not trainable on a CPU in reasonable time."""
+    model = WorldModelConfig(
+        autoencoder=AutoencoderConfig(latent_channels=16, channels=[64, 128, 256]),
+        backbone=BackboneConfig(latent_channels=16, d_model=768, n_layers=12, block_sizes=[(2, 2), (4, 4)],
+                                ssm=SSMConfig(d_state=128, head_dim=64, chunk_size=256),
+                                attention=AttentionConfig(n_heads=12, window=10, chunk=5)),
+        diffusion=DiffusionConfig(sampling_steps=8),
+        bf16=True,
+    )
+    return TrainConfig(
+        model=model, preset="paper",
+        autoencoder_training=AutoencoderTrainingConfig(iterations=50_000, batch_size=256, lr=4e-4),
+        dynamics_training=DynamicsTrainingConfig(
+            curriculum=[CurriculumStage(window=400, iterations=100_000, batch_size=4),
+                        CurriculumStage(window=800, iterations=50_000, batch_size=2)],
+            lr=1e-4, warmup=2000, ema_decay=0.9999, eval_every=5000),
+        checkpoint_every=1000, video_every=5000)
+
+
+PRESETS = {"tiny": tiny, "cpu": cpu, "paper": paper}
+
+
+def preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]()

@@ -1,0 +1,158 @@
+"""What training reads: frames for the autoencoder, a latent cache for the dynamics, and the lanes
+that walk through episodes window after window for truncated back-propagation through time."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from lssvwm_env.models.conditioning import NO_ACTION
+
+
+def load_split(data_dir: str | Path, split: str) -> list[dict[str, np.ndarray]]:
+    """All episodes of a split, validated by the dataset reader (errors name the file and field)."""
+    from data_collection.dataset import Dataset
+
+    dataset = Dataset.open(data_dir)
+    entries = dataset.episodes(split)
+    if not entries:
+        raise ValueError(f"{data_dir}: the dataset has no '{split}' episodes; collect more episodes")
+    return [dataset.load_episode(e.index) for e in tqdm(entries, desc=f"load {split}", leave=False)]
+
+
+def input_actions(actions: np.ndarray) -> np.ndarray:
+    """Dataset actions (actions[t] taken after frame t) -> the action that led to each frame, as the
+    model is conditioned: NO_ACTION for the first frame."""
+    return np.concatenate([[NO_ACTION], actions[:-1]]).astype(np.int64)
+
+
+@dataclass
+class LatentCache:
+    """Every frame of a split as standardised latents, episodes concatenated.
+
+    latents: (N, h, w, C) float32; actions_in: (N,) action that led to each frame; rewards_in,
+    terminated_in: (N,) reward/termination of the transition into each frame (0 at episode starts);
+    offsets: (E + 1,) where episode e is [offsets[e], offsets[e+1]).
+    """
+
+    latents: torch.Tensor
+    actions_in: torch.Tensor
+    rewards_in: torch.Tensor
+    terminated_in: torch.Tensor
+    offsets: torch.Tensor
+
+    @property
+    def episode_lengths(self) -> list[int]:
+        return (self.offsets[1:] - self.offsets[:-1]).tolist()
+
+    def window(self, episode: int, start: int, length: int) -> dict[str, torch.Tensor]:
+        lo = int(self.offsets[episode]) + start
+        return {
+            "latents": self.latents[lo:lo + length],
+            "actions": self.actions_in[lo:lo + length],
+            "rewards": self.rewards_in[lo:lo + length],
+            "terminated": self.terminated_in[lo:lo + length],
+            "has_transition": torch.arange(start, start + length) > 0,
+        }
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({k: getattr(self, k).contiguous() for k in self.__dataclass_fields__}, str(tmp))
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: Path) -> "LatentCache":
+        return LatentCache(**load_file(str(path)))
+
+
+@torch.no_grad()
+def build_latent_cache(model, episodes: list[dict[str, np.ndarray]], desc: str) -> LatentCache:
+    parts, acts, rews, terms, offsets = [], [], [], [], [0]
+    for ep in tqdm(episodes, desc=desc, leave=False):
+        frames = torch.from_numpy(ep["frames"]).unsqueeze(0)
+        parts.append(model.encode(frames)[0].float().cpu())
+        acts.append(torch.from_numpy(input_actions(ep["actions"])))
+        rewards = np.concatenate([[0.0], ep["rewards"][:-1]]).astype(np.float32)
+        terminated = np.concatenate([[False], ep["terminated"][:-1]])
+        rews.append(torch.from_numpy(rewards))
+        terms.append(torch.from_numpy(terminated.astype(np.bool_)))
+        offsets.append(offsets[-1] + len(ep["actions"]))
+    return LatentCache(torch.cat(parts), torch.cat(acts), torch.cat(rews), torch.cat(terms),
+                       torch.tensor(offsets, dtype=torch.long))
+
+
+def step_generator(seed: int, step: int, rank: int, salt: int = 0) -> torch.Generator:
+    """A generator determined by (seed, step, rank): data order and noise after a resume are exactly
+    those of an uninterrupted run, with no RNG state to save."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729 + salt) % (2**63))
+
+
+class WindowLanes:
+    """`n` lanes, each walking one episode window after window. A lane moves to a random new episode
+    when the next window would run past its end; its state is reset then (episode start) and, with
+    probability `reset_prob`, at any other window boundary (state resetting, DESIGN.md)."""
+
+    def __init__(self, episode_lengths: list[int], n: int, window: int, reset_prob: float) -> None:
+        self.lengths = episode_lengths
+        self.window = window
+        self.reset_prob = reset_prob
+        usable = [e for e, length in enumerate(episode_lengths) if length >= window]
+        if not usable:
+            raise ValueError(f"no episode is at least {window} frames long (longest: {max(episode_lengths)}); "
+                             "collect longer episodes or shorten the curriculum window")
+        self.usable = usable
+        self.episode = [-1] * n
+        self.position = [0] * n
+
+    def next(self, generator: torch.Generator) -> tuple[list[tuple[int, int]], torch.Tensor]:
+        """Returns ([(episode, start)] per lane, reset mask (n,) bool)."""
+        windows, reset = [], []
+        for lane in range(len(self.episode)):
+            ep, pos = self.episode[lane], self.position[lane]
+            if ep < 0 or pos + self.window > self.lengths[ep]:
+                ep = self.usable[int(torch.randint(len(self.usable), (1,), generator=generator))]
+                # Start anywhere in the first window so chunk borders fall at every offset.
+                pos = int(torch.randint(min(self.window, self.lengths[ep] - self.window + 1), (1,),
+                                        generator=generator))
+                reset.append(True)
+            else:
+                reset.append(bool(torch.rand(1, generator=generator) < self.reset_prob))
+            windows.append((ep, pos))
+            self.episode[lane], self.position[lane] = ep, pos + self.window
+        return windows, torch.tensor(reset)
+
+    def state_dict(self) -> dict:
+        return {"episode": list(self.episode), "position": list(self.position), "window": self.window}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("window") != self.window or len(state["episode"]) != len(self.episode):
+            raise ValueError(f"saved lanes (window {state.get('window')}, {len(state['episode'])} lanes) do not "
+                             f"match this stage (window {self.window}, {len(self.episode)} lanes)")
+        self.episode, self.position = list(state["episode"]), list(state["position"])
+
+
+def sample_frames(episodes: list[dict[str, np.ndarray]], n: int, generator: torch.Generator) -> torch.Tensor:
+    """n random frames (n, H, W, 3) uint8 from the episodes."""
+    lengths = torch.tensor([len(ep["frames"]) for ep in episodes])
+    ep_index = torch.multinomial(lengths.float(), n, replacement=True, generator=generator)
+    out = []
+    for e in ep_index.tolist():
+        t = int(torch.randint(len(episodes[e]["frames"]), (1,), generator=generator))
+        out.append(torch.from_numpy(episodes[e]["frames"][t]))
+    return torch.stack(out)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,63 @@
+"""Held-out metrics computed during training: the autoencoder's reconstruction ceiling, next-frame
+PSNR (real context, one generated frame) and rollout PSNR (real context, then frames from actions
+alone), with a ground truth | generated video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lssvwm_env.evaluation.metrics import psnr, ssim
+from lssvwm_env.training.data import input_actions, sample_frames
+
+
+@torch.no_grad()
+def autoencoder_metrics(model, eval_episodes, n_frames: int) -> dict[str, float]:
+    frames = sample_frames(eval_episodes, n_frames, torch.Generator().manual_seed(0)).to(model.device)
+    recon = torch.cat([model.autoencoder.decode(model.autoencoder.encode(frames[i:i + 128]))
+                       for i in range(0, len(frames), 128)])
+    return {"ae_psnr": psnr(recon, frames).mean().item(), "ae_ssim": ssim(recon, frames).mean().item()}
+
+
+@torch.no_grad()
+def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episodes: int,
+                     seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+    """Returns metrics and a video (T, H, 2W, 3) uint8 of the first episode: ground truth | generated."""
+    need = context + rollout
+    episodes = [ep for ep in eval_episodes if len(ep["frames"]) >= need][:n_episodes]
+    if not episodes:
+        raise ValueError(f"no held-out episode has {need} frames (context {context} + rollout {rollout})")
+    frames = torch.stack([torch.from_numpy(ep["frames"][:need]) for ep in episodes])
+    actions = torch.stack([torch.from_numpy(input_actions(ep["actions"])[:need]) for ep in episodes])
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+
+    state = model.observe(model.initial_state(len(episodes)), frames[:, :context], actions[:, :context])
+    generated = []
+    for t in range(context, need):
+        frame, _, _, state = model.imagine(state, actions[:, t], generator=generator)
+        generated.append(frame.cpu())
+        if t == context:
+            next_frame = frame.cpu()
+    generated = torch.stack(generated, 1)
+    truth = frames[:, context:]
+    recon = model.decode(model.encode(truth)).cpu()
+    metrics = {
+        "next_frame_psnr": psnr(next_frame, frames[:, context]).mean().item(),
+        "rollout_psnr": psnr(generated, truth).mean().item(),
+        "rollout_ssim": ssim(generated, truth).mean().item(),
+        "rollout_psnr_last10": psnr(generated[:, -10:], truth[:, -10:]).mean().item(),
+        "ae_ceiling_psnr": psnr(recon, truth).mean().item(),
+    }
+    video = torch.cat([truth[0], generated[0]], dim=2).numpy()
+    return metrics, video
+
+
+def write_sample_video(video: np.ndarray, path: Path, fps: int = 10) -> Path:
+    import imageio.v2 as imageio
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    imageio.mimwrite(tmp, list(video), fps=fps, macro_block_size=1)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,453 @@
+"""`lssvwm train`: stage 0 trains the frame autoencoder, its latents are cached, stage 1 trains the
+dynamics on them with the length curriculum, truncated BPTT across consecutive windows and state
+resetting. Checkpoints are atomic and `--resume` continues a killed run at the same step with the
+same data order. Several processes: `torchrun --nproc_per_node=N -m lssvwm_env.training.train ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lssvwm_env.checkpoint import FORMAT, CheckpointError, resolve_checkpoint_dir, write_checkpoint_dir
+from lssvwm_env.config_io import ConfigError, diff_configs, set_by_path
+from lssvwm_env.models.diffusion import add_noise, sample_training_noise, training_target
+from lssvwm_env.models.world_model import WorldModel
+from lssvwm_env.presets import PRESETS, preset
+from lssvwm_env.training.config import TrainConfig
+from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cache, load_split, sample_frames,
+                                      step_generator)
+from lssvwm_env.training.distributed import Distributed
+from lssvwm_env.training.ema import EMA
+from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics, write_sample_video
+
+
+class TrainingStopped(RuntimeError):
+    pass
+
+
+@dataclass
+class Progress:
+    """Counters saved with every checkpoint."""
+    stage: str = "autoencoder"  # autoencoder -> dynamics -> done
+    autoencoder_step: int = 0
+    dynamics_step: int = 0
+    wall_time_s: float = 0.0
+    metrics: list[dict] = field(default_factory=list)
+    lanes: dict = field(default_factory=dict)
+
+
+def cosine_lr(step: int, total: int, warmup: int, peak: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data_dir: Path, run_dir: Path, device: torch.device,
+                 resume: bool, command: list[str]) -> None:
+        self.config, self.data_dir, self.run_dir, self.device = config, data_dir, run_dir, device
+        self.command = command
+        self.dist = Distributed.from_environment(device)
+        torch.manual_seed(config.seed)
+        self.model = WorldModel(config.model).to(device)
+        self.dist.broadcast_parameters(self.model)
+        self.progress = Progress()
+        self.dynamics_params = {f"backbone.{n}": p for n, p in self.model.backbone.named_parameters()}
+        self.dynamics_params.update({f"heads.{n}": p for n, p in self.model.heads.named_parameters()})
+        self.ae_optimizer = torch.optim.AdamW(self.model.autoencoder.parameters(),
+                                              lr=config.autoencoder_training.lr, weight_decay=0.0)
+        dyn = config.dynamics_training
+        self.optimizer = torch.optim.AdamW(self.dynamics_params.values(), lr=dyn.lr,
+                                           weight_decay=dyn.weight_decay, betas=(0.9, 0.99))
+        self.ema = EMA(self.dynamics_params, dyn.ema_decay)
+        self.carried = None  # the detached recurrent state carried from window to window
+        self.lanes: WindowLanes | None = None
+        self.started = time.time()
+        if self.dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        self.dist.barrier()
+        if resume:
+            self.load()
+        elif (run_dir / "checkpoint").exists():
+            raise CheckpointError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
+                                  "another --out")
+        self.tb = None
+        if self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def config_record(self) -> dict:
+        return {"format": FORMAT, "version": 1, **self.config.to_dict()}
+
+    def inference_weights(self) -> dict[str, torch.Tensor]:
+        weights = {k: v for k, v in self.model.state_dict().items()}
+        for name, tensor in self.ema.shadow.items():
+            weights[name] = tensor
+        return weights
+
+    def save(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.progress.wall_time_s += time.time() - self.started
+        self.started = time.time()
+        state = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        state.update({f"ema.{k}": v for k, v in self.ema.shadow.items()})
+        groups = {}
+        for prefix, optimizer in (("optim", self.optimizer), ("ae_optim", self.ae_optimizer)):
+            sd = optimizer.state_dict()
+            for index, per_param in sd["state"].items():
+                for key, value in per_param.items():
+                    state[f"{prefix}.{index}.{key}"] = torch.as_tensor(value)
+            groups[prefix] = sd["param_groups"]
+        if self.carried is not None:
+            for i, tensor in enumerate(self.carried.tensors()):
+                state[f"carried.{i}"] = tensor
+        if self.lanes is not None:
+            self.progress.lanes = self.lanes.state_dict()
+        record = {"progress": self.progress.__dict__, "param_groups": groups,
+                  "carried": self.carried is not None}
+        write_checkpoint_dir(self.run_dir, {
+            "config.json": self.config_record(),
+            "model.safetensors": self.inference_weights(),
+            "training_state.safetensors": state,
+            "training_state.json": record,
+            "model_card.md": self.model_card().encode(),
+        })
+
+    def load(self) -> None:
+        from safetensors.torch import load_file
+        try:
+            checkpoint_dir = resolve_checkpoint_dir(self.run_dir)
+        except CheckpointError as err:
+            raise CheckpointError(f"--resume: {err}") from err
+        saved = json.loads((checkpoint_dir / "config.json").read_text())
+        saved.pop("format", None), saved.pop("version", None)
+        differences = [d for d in diff_configs(saved, self.config.to_dict()) if not d.startswith("threads")]
+        if differences:
+            raise CheckpointError(f"--resume: {checkpoint_dir / 'config.json'} differs from this run's config in: "
+                                  + "; ".join(differences))
+        record = json.loads((checkpoint_dir / "training_state.json").read_text())
+        state = load_file(str(checkpoint_dir / "training_state.safetensors"))
+        self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+        for name in self.ema.shadow:
+            self.ema.shadow[name].copy_(state[f"ema.{name}"])
+        for prefix, optimizer in (("optim", self.optimizer), ("ae_optim", self.ae_optimizer)):
+            per_param: dict[int, dict] = {}
+            for key, value in state.items():
+                if key.startswith(prefix + "."):
+                    _, index, name = key.split(".", 2)
+                    per_param.setdefault(int(index), {})[name] = value
+            optimizer.load_state_dict({"state": per_param, "param_groups": record["param_groups"][prefix]})
+        self.progress = Progress(**record["progress"])
+        if record["carried"]:
+            template = self.model.initial_state(1)
+            tensors = [state[f"carried.{i}"] for i in range(len(template.tensors()))]
+            self.carried = unflatten_state(template, tensors)
+        if self.dist.is_main:
+            tqdm.write(f"resumed {self.run_dir} at stage {self.progress.stage}, autoencoder step "
+                       f"{self.progress.autoencoder_step}, dynamics step {self.progress.dynamics_step}")
+
+    def model_card(self) -> str:
+        c, p = self.config, self.progress
+        n_params = sum(t.numel() for t in self.model.parameters())
+        lines = [
+            f"# lssvwm world model ({c.preset} preset, variant `{c.model.variant}`)", "",
+            f"- command: `{' '.join(self.command)}`",
+            f"- data: `{self.data_dir}`",
+            f"- parameters: {n_params / 1e6:.2f} M (autoencoder {sum(t.numel() for t in self.model.autoencoder.parameters()) / 1e6:.2f} M)",
+            f"- stage: {p.stage}; autoencoder steps {p.autoencoder_step}/{c.autoencoder_training.iterations}; "
+            f"dynamics steps {p.dynamics_step}/{c.dynamics_training.total_iterations}",
+            f"- curriculum: " + ", ".join(f"{s.window} frames x {s.iterations} steps (batch {s.batch_size})"
+                                         for s in c.dynamics_training.curriculum),
+            f"- processes: {self.dist.world_size}; wall time: {p.wall_time_s / 60:.1f} min",
+            "", "## Held-out metrics", "",
+        ]
+        if p.metrics:
+            keys = sorted({k for m in p.metrics for k in m})
+            lines.append("| " + " | ".join(keys) + " |")
+            lines.append("|" + "---|" * len(keys))
+            for m in p.metrics:
+                lines.append("| " + " | ".join(f"{m[k]:.4g}" if isinstance(m.get(k), float) else str(m.get(k, ""))
+                                               for k in keys) + " |")
+        else:
+            lines.append("(none yet)")
+        return "\n".join(lines) + "\n"
+
+    def log(self, step_name: str, step: int, values: dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
+        for key, value in values.items():
+            self.tb.add_scalar(key, value, step)
+        path = self.run_dir / "metrics.csv"
+        row = {"stage": step_name, "step": step, **values}
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["stage", "step", "key", "value"])
+            for key, value in values.items():
+                writer.writerow([row["stage"], step, key, value])
+
+    # ---- stage 0: autoencoder ------------------------------------------------------------------
+    def train_autoencoder(self, train_episodes, eval_episodes) -> None:
+        cfg = self.config.autoencoder_training
+        ae = self.model.autoencoder
+        ae.train()
+        bar = tqdm(total=cfg.iterations, initial=self.progress.autoencoder_step, desc="stage 0: autoencoder",
+                   disable=not self.dist.is_main, dynamic_ncols=True)
+        while self.progress.autoencoder_step < cfg.iterations:
+            step = self.progress.autoencoder_step
+            g = step_generator(self.config.seed, step, self.dist.rank, salt=1)
+            frames = sample_frames(train_episodes, cfg.batch_size, g).to(self.device)
+            for group in self.ae_optimizer.param_groups:
+                group["lr"] = cosine_lr(step, cfg.iterations, max(1, cfg.iterations // 20), cfg.lr)
+            torch.manual_seed(self.config.seed * 31 + step)
+            with self.model.autoencoder_autocast():
+                loss, parts = ae.loss(frames)
+            self.check_finite(loss, "autoencoder", step)
+            self.ae_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.dist.average_gradients(list(ae.parameters()))
+            torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
+            self.ae_optimizer.step()
+            self.progress.autoencoder_step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}", frames_s=f"{(bar.format_dict['rate'] or 0) * cfg.batch_size:.0f}")
+            if step % 10 == 0:
+                self.log("autoencoder", step, {"ae/loss": loss.item(), **{f"ae/{k}": v for k, v in parts.items()}})
+            if self.progress.autoencoder_step % self.config.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        ae.eval()
+        metrics = autoencoder_metrics(self.model, eval_episodes, cfg.eval_frames)
+        self.progress.metrics.append({"stage": "autoencoder", "step": self.progress.autoencoder_step, **metrics})
+        self.log("autoencoder", self.progress.autoencoder_step, {f"eval/{k}": v for k, v in metrics.items()})
+        if self.dist.is_main:
+            tqdm.write(f"autoencoder held-out reconstruction: PSNR {metrics['ae_psnr']:.2f} dB, "
+                       f"SSIM {metrics['ae_ssim']:.3f}")
+        self.set_latent_statistics(train_episodes)
+        self.progress.stage = "dynamics"
+        self.save()
+
+    @torch.no_grad()
+    def set_latent_statistics(self, train_episodes) -> None:
+        g = step_generator(self.config.seed, 0, 0, salt=2)
+        frames = sample_frames(train_episodes, 1024, g).to(self.device)
+        self.model.latent_mean.zero_()
+        self.model.latent_std.fill_(1.0)
+        latents = self.model.encode(frames.unsqueeze(0))[0].float()
+        self.model.latent_mean.copy_(latents.mean(dim=(0, 1, 2)))
+        self.model.latent_std.copy_(latents.std(dim=(0, 1, 2)).clamp_min(1e-3))
+
+    def latent_cache(self, split: str, episodes) -> LatentCache:
+        """Encode a split once (rank 0) and reuse it; rebuilt when the autoencoder changed."""
+        path = self.run_dir / f"latents_{split}.safetensors"
+        stamp = self.run_dir / f"latents_{split}.json"
+        key = {"autoencoder_step": self.progress.autoencoder_step, "episodes": len(episodes)}
+        if self.dist.is_main and not (path.exists() and stamp.exists() and json.loads(stamp.read_text()) == key):
+            build_latent_cache(self.model, episodes, desc=f"encode {split} latents").save(path)
+            stamp.write_text(json.dumps(key))
+        self.dist.barrier()
+        return LatentCache.load(path)
+
+    # ---- stage 1: dynamics ---------------------------------------------------------------------
+    def train_dynamics(self, cache: LatentCache, eval_episodes) -> None:
+        cfg = self.config.dynamics_training
+        model = self.model
+        model.backbone.train()
+        total = cfg.total_iterations
+        bar = tqdm(total=total, initial=self.progress.dynamics_step, desc="stage 1: dynamics",
+                   disable=not self.dist.is_main, dynamic_ncols=True)
+        stage_index = -1
+        while self.progress.dynamics_step < total:
+            step = self.progress.dynamics_step
+            index, stage = cfg.stage_at(step)
+            if index != stage_index:
+                # Lanes and carried state restored from a checkpoint continue where they were;
+                # a new curriculum stage starts its lanes afresh.
+                resumed = self.lanes is None and self.progress.lanes.get("window") == stage.window
+                self.lanes = WindowLanes(cache.episode_lengths, stage.batch_size, stage.window, cfg.state_reset_prob)
+                if resumed and self.carried is not None and self.carried.batch_size == stage.batch_size:
+                    self.lanes.load_state_dict(self.progress.lanes)
+                else:
+                    self.carried = model.initial_state(stage.batch_size)
+                stage_index = index
+            g = step_generator(self.config.seed, step, self.dist.rank, salt=3)
+            windows, reset = self.lanes.next(g)
+            batch = {k: torch.stack([cache.window(e, s, stage.window)[k] for e, s in windows]).to(self.device)
+                     for k in ("latents", "actions", "rewards", "terminated", "has_transition")}
+            state = self.carried.where(reset.to(self.device), model.initial_state(stage.batch_size))
+
+            sigma, in_loss = sample_training_noise(stage.batch_size, stage.window, model.config.diffusion,
+                                                   "cpu", generator=g)
+            sigma, in_loss = sigma.to(self.device), in_loss.to(self.device)
+            noise = torch.randn(batch["latents"].shape, generator=g).to(self.device)
+            noisy = add_noise(batch["latents"], noise, sigma)
+            with model.autocast():
+                prediction, features, noisy_state = model.backbone(noisy, sigma, batch["actions"], state)
+            target = training_target(batch["latents"], noise, model.config.diffusion)
+            per_frame = (prediction.float() - target).pow(2).mean(dim=(2, 3, 4))
+            diffusion_loss = (per_frame * in_loss).sum() / in_loss.sum().clamp_min(1)
+            reward_pred, termination_logit = model.heads(features)
+            mask = batch["has_transition"].float()
+            reward_loss = ((reward_pred - batch["rewards"]).pow(2) * mask).sum() / mask.sum().clamp_min(1)
+            termination_loss = (F.binary_cross_entropy_with_logits(
+                termination_logit, batch["terminated"].float(), reduction="none") * mask).sum() / mask.sum().clamp_min(1)
+            loss = diffusion_loss + cfg.reward_loss_weight * (reward_loss + termination_loss)
+            self.check_finite(loss, "dynamics", step)
+
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_lr(step, total, cfg.warmup, cfg.lr)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            params = list(self.dynamics_params.values())
+            self.dist.average_gradients(params)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            self.optimizer.step()
+            self.ema.update(self.dynamics_params, step)
+
+            # Truncated BPTT: the next window of each lane starts from this window's detached state.
+            if cfg.carry_clean_state:
+                with torch.no_grad():
+                    _, _, self.carried = model.step_latents(state, batch["latents"], batch["actions"])
+            else:
+                self.carried = noisy_state
+            self.carried = self.carried.detach()
+
+            self.progress.dynamics_step += 1
+            frames_per_step = stage.batch_size * stage.window * self.dist.world_size
+            rate = bar.format_dict["rate"] or 0.0
+            bar.update(1)
+            bar.set_postfix(window=stage.window, loss=f"{diffusion_loss.item():.4f}",
+                            frames_s=f"{rate * frames_per_step:.0f}")
+            if step % 10 == 0:
+                self.log("dynamics", step, {"dyn/loss": loss.item(), "dyn/diffusion_loss": diffusion_loss.item(),
+                                            "dyn/reward_loss": reward_loss.item(),
+                                            "dyn/termination_loss": termination_loss.item(),
+                                            "dyn/grad_norm": float(grad_norm), "dyn/window": stage.window,
+                                            "dyn/lr": self.optimizer.param_groups[0]["lr"]})
+            done = self.progress.dynamics_step
+            if done % cfg.eval_every == 0 or done == total:
+                self.evaluate(eval_episodes, done)
+            if done % self.config.checkpoint_every == 0 or done == total:
+                self.save()
+        bar.close()
+
+    def evaluate(self, eval_episodes, step: int) -> None:
+        if not self.dist.is_main:
+            return
+        cfg = self.config.dynamics_training
+        ema_model = self.ema_copy()
+        metrics, video = dynamics_metrics(ema_model, eval_episodes, cfg.eval_context, cfg.eval_rollout,
+                                          cfg.eval_episodes, seed=self.config.seed)
+        self.progress.metrics.append({"stage": "dynamics", "step": step, **metrics})
+        self.log("dynamics", step, {f"eval/{k}": v for k, v in metrics.items()})
+        tqdm.write(f"step {step}: held-out next-frame PSNR {metrics['next_frame_psnr']:.2f} dB, "
+                   f"{cfg.eval_rollout}-frame rollout PSNR {metrics['rollout_psnr']:.2f} dB")
+        if step % self.config.video_every == 0 or step == cfg.total_iterations:
+            path = write_sample_video(video, self.run_dir / "samples" / f"rollout_step{step:06d}.mp4")
+            self.tb.add_images("rollout/ground_truth|generated", video[::max(1, len(video) // 8)],
+                               step, dataformats="NHWC")
+            tqdm.write(f"sample video: {path}")
+
+    def ema_copy(self) -> WorldModel:
+        model = WorldModel(self.config.model).to(self.device)
+        model.load_state_dict(self.inference_weights())
+        return model.eval()
+
+    def check_finite(self, loss: torch.Tensor, stage: str, step: int) -> None:
+        if not torch.isfinite(loss):
+            self.save()  # the weights are still those before this step
+            raise TrainingStopped(f"{stage} loss is {loss.item()} at step {step}; stopped, last good weights saved "
+                                  f"in {self.run_dir / 'checkpoint'} (lower the learning rate and --resume)")
+
+    # ---- the whole run -------------------------------------------------------------------------
+    def run(self) -> None:
+        train_episodes = load_split(self.data_dir, "train")
+        eval_episodes = load_split(self.data_dir, "eval")
+        if self.progress.stage == "autoencoder":
+            self.train_autoencoder(train_episodes, eval_episodes)
+        if self.progress.stage == "dynamics":
+            cache = self.latent_cache("train", train_episodes)
+            self.train_dynamics(cache, eval_episodes)
+            self.progress.stage = "done"
+            self.save()
+        if self.dist.is_main:
+            (self.run_dir / "model_card.md").write_text(self.model_card())
+            print(f"done: {self.run_dir / 'checkpoint'} (model card: {self.run_dir / 'model_card.md'})")
+        self.dist.close()
+
+
+def unflatten_state(template, tensors):
+    from dataclasses import fields
+    from lssvwm_env.models.state import WorldModelState
+    out, i = {}, 0
+    for f in fields(template):
+        value = getattr(template, f.name)
+        if isinstance(value, list):
+            out[f.name] = tensors[i:i + len(value)]
+            i += len(value)
+        else:
+            out[f.name] = tensors[i]
+            i += 1
+    return WorldModelState(**out)
+
+
+def build_config(preset_name: str, overrides: list[str]) -> TrainConfig:
+    config = preset(preset_name)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        config = set_by_path(config, key, value)
+    return config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path, help="dataset directory (from `lssvwm collect`)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory: checkpoints, logs, model card")
+    parser.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                        help="tiny (tests, seconds), cpu (the default model), paper (GPU, ~200M parameters)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any config field, e.g. --set dynamics_training.lr=1e-4 "
+                             "--set model.variant=causal_attn (values parsed as JSON)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_collection.dataset import DatasetError
+    try:
+        config = build_config(args.preset, args.overrides)
+        if args.threads:
+            config.threads = args.threads
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = torch.device(args.device)
+        if device.type == "cuda" and "LOCAL_RANK" in __import__("os").environ:
+            device = torch.device("cuda", int(__import__("os").environ["LOCAL_RANK"]))
+        Trainer(config, args.data, args.out, device, args.resume, list(sys.argv)).run()
+    except (ConfigError, CheckpointError, DatasetError, TrainingStopped, ValueError) as err:
+        print(f"lssvwm train: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node=N -m lssvwm_env.training.train --data ... --out ...
+    parser = argparse.ArgumentParser(prog="lssvwm_env.training.train", description=__doc__)
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args()))
