@@ -1,0 +1,212 @@
+"""Compare, in one harness and on the same seeded real episodes: a uniform random policy; a
+model-free agent trained directly in the real env with as many real env steps as the world model's
+dataset holds; and the agent trained in imagination, evaluated in the real env and inside the model
+(the imagination gap). Writes OUT/comparison.md (a table), OUT/comparison.png (a bar plot) and
+OUT/results.json.
+
+    python -m agents.compare --out runs/compare --real-env memory-maze-9x9 --env LSSVWM-Memory-v0 \
+        --checkpoint runs/cpu-mm9 --dataset data/mm9 --imagined-timesteps 200000 --episodes 10 --max-steps 500
+    python -m agents.compare --out runs/compare --real-env memory-maze-9x9 --dataset data/mm9 \
+        --imagined-policy runs/agent-ppo --model-free-policy runs/mf-ppo     # collect finished runs
+
+Budgets are flags: --real-steps (default: the dataset's steps), --imagined-timesteps, --episodes,
+--max-steps, --num-envs. Training runs go to OUT/model_free and OUT/imagined; a finished run there
+with the same budget is reused, so an interrupted comparison restarts where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.envs import REAL_ENV_OF_ID, imagined_env_id
+from agents.evaluation import EvalResult, evaluate_in_model, evaluate_in_real_env
+from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
+from agents.train_ppo import EVAL_SEED, TrainArgs, train
+from lssvwm_env.training.data import write_json_atomic
+
+
+@dataclass
+class Row:
+    agent: str
+    trained_in: str
+    real_steps: int  # real env steps the agent's training cost (for imagination: the world model's dataset)
+    real: EvalResult
+    in_model: EvalResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "trained_in": self.trained_in, "real_steps": self.real_steps,
+                "real": self.real.to_json(), "in_model": self.in_model.to_json() if self.in_model else None}
+
+
+def dataset_steps(dataset: str | Path) -> dict[str, int]:
+    """Real env steps in a dataset: {"total", "train", "eval"} sums of episode lengths (manifest.json)."""
+    from data_collection.dataset import Dataset
+
+    ds = Dataset.open(dataset)
+    return {"total": sum(e.length for e in ds.episodes()),
+            **{split: sum(e.length for e in ds.episodes(split)) for split in ("train", "eval")}}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--real-env", required=True, help="the real env (memory-maze-9x9, minigrid-memory, ...)")
+    parser.add_argument("--env", help="the imagined id (default: the one of --real-env)")
+    parser.add_argument("--checkpoint", help="world model checkpoint or run directory (default: the shipped model)")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--dataset", help="the world model's dataset: the model-free agent gets as many real steps "
+                                          "as all its episodes hold")
+    budget.add_argument("--real-steps", type=int, help="real env steps for the model-free agent")
+    parser.add_argument("--imagined-policy", help="a finished agents.train_ppo run in imagination (else: train one)")
+    parser.add_argument("--imagined-timesteps", type=int, default=100_000, help="imagined steps when training one")
+    parser.add_argument("--model-free-policy", help="a finished model-free run (else: train one)")
+    parser.add_argument("--algo", default="ppo", choices=["ppo", "recurrent_ppo"], help="for the agents trained here")
+    parser.add_argument("--num-envs", type=int, default=8, help="training envs")
+    parser.add_argument("--n-steps", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--n-epochs", type=int, default=4)
+    parser.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
+    parser.add_argument("--context", type=int, default=32, help="real frames priming each imagined episode")
+    parser.add_argument("--subprocesses", action="store_true", help="model-free training: one process per real env")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and env")
+    parser.add_argument("--max-steps", type=int, help="cut evaluation episodes at this many steps")
+    parser.add_argument("--eval-envs", type=int, default=1)
+    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED)
+    parser.add_argument("--deterministic", action="store_true", help="argmax actions in evaluation")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def trained_run(out: Path, train_args: TrainArgs, progress: bool) -> Path:
+    """OUT/<run>: reuse a finished run with the same env and budget, else train (again)."""
+    if (out / SUMMARY_FILE).exists():
+        settings = read_summary(out)
+        same = all(settings.get("settings", {}).get(k) == v for k, v in (
+            ("env", train_args.env), ("timesteps", train_args.timesteps), ("algo", train_args.algo),
+            ("checkpoint", train_args.checkpoint)))
+        if settings.get("status") == "done" and same:
+            print(f"reusing {out} (done, {settings['timesteps']} timesteps)")
+            return out
+    train_args.overwrite, train_args.progress = True, progress
+    train(train_args)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_collection.envs import env_spec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    env_id = imagined_env_id(args.env or next((i for i, r in REAL_ENV_OF_ID.items() if r == args.real_env), ""))
+    if env_id is None:
+        raise SystemExit(f"no imagined id for --real-env {args.real_env!r}; pass --env ({', '.join(REAL_ENV_OF_ID)})")
+    budget = dataset_steps(args.dataset) if args.dataset else None
+    real_steps = budget["total"] if budget else args.real_steps
+    evaluation = dict(episodes=args.episodes, max_steps=args.max_steps, seed=args.eval_seed, num_envs=args.eval_envs,
+                      deterministic=args.deterministic)
+    common = dict(algo=args.algo, num_envs=args.num_envs, seed=args.seed, n_steps=args.n_steps,
+                  batch_size=args.batch_size, n_epochs=args.n_epochs, max_episode_steps=args.max_episode_steps,
+                  eval_episodes=0, device=args.device, threads=args.threads)
+    rows: list[Row] = []
+
+    n_actions = env_spec(args.real_env).action_space.n
+    rows.append(Row("random", "-", 0, evaluate_in_real_env(RandomPolicy(n_actions, args.eval_seed), args.real_env,
+                                                           **evaluation)))
+    print(f"random: {rows[-1].real.line()}")
+
+    model_free_dir = Path(args.model_free_policy) if args.model_free_policy else trained_run(
+        out / "model_free", TrainArgs(env=args.real_env, out=out / "model_free", timesteps=real_steps,
+                                      subprocesses=args.subprocesses, **common), args.progress)
+    policy, algo = load_policy(model_free_dir, device=args.device)
+    spent = read_summary(model_free_dir)["real_env_steps"]["training"]
+    rows.append(Row(f"model-free {algo}", args.real_env, spent,
+                    evaluate_in_real_env(policy, args.real_env, **evaluation)))
+    print(f"model-free: {rows[-1].real.line()}")
+
+    imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
+        out / "imagined", TrainArgs(env=env_id, out=out / "imagined", timesteps=args.imagined_timesteps,
+                                    checkpoint=args.checkpoint, context=args.context, **common), args.progress)
+    policy, algo = load_policy(imagined_dir, device=args.device)
+    summary = read_summary(imagined_dir)
+    checkpoint = args.checkpoint or summary.get("checkpoint")
+    rows.append(Row(f"imagination {algo}", f"{summary['env']} ({summary['timesteps']} imagined steps)",
+                    real_steps,
+                    evaluate_in_real_env(policy, args.real_env, **evaluation),
+                    evaluate_in_model(policy, env_id, checkpoint, context=args.context, device=args.device,
+                                      **evaluation)))
+    print(f"imagination, real env: {rows[-1].real.line()}")
+    print(f"imagination, in model: {rows[-1].in_model.line()}")
+
+    results = {"real_env": args.real_env, "env": env_id, "checkpoint": checkpoint, "dataset": args.dataset,
+               "dataset_steps": budget, "real_steps": real_steps, "evaluation": evaluation,
+               "rows": [row.to_json() for row in rows]}
+    write_json_atomic(out / "results.json", results)
+    (out / "comparison.md").write_text(markdown_table(rows, args.real_env, evaluation, budget))
+    plot(rows, args.real_env, out / "comparison.png")
+    print(f"wrote {out / 'comparison.md'}, {out / 'comparison.png'}, {out / 'results.json'}")
+    return 0
+
+
+def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], budget: dict[str, int] | None) -> str:
+    limit = f", cut at {evaluation['max_steps']} steps" if evaluation["max_steps"] else ""
+    lines = [f"# Agents in {real_env}", "",
+             f"Return over {evaluation['episodes']} real episodes (seed {evaluation['seed']}{limit}), mean ± std; "
+             f"{'argmax' if evaluation['deterministic'] else 'sampled'} actions. Real env steps: what training "
+             "cost in the real env; for the agent trained in imagination, the world model's dataset"
+             + (f" ({budget['total']} steps: {budget['train']} train, {budget['eval']} eval episodes)." if budget
+                else "."), "",
+             "| agent | trained in | real env steps | real env return | in-model return | imagination gap |",
+             "|---|---|---:|---:|---:|---:|"]
+    for row in rows:
+        model = f"{row.in_model.mean_return:.3f} ± {row.in_model.std_return:.3f}" if row.in_model else "-"
+        gap = f"{row.in_model.mean_return - row.real.mean_return:+.3f}" if row.in_model else "-"
+        lines.append(f"| {row.agent} | {row.trained_in} | {row.real_steps} | {row.real.mean_return:.3f} ± "
+                     f"{row.real.std_return:.3f} | {model} | {gap} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[Row], real_env: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, means, stds, colors = [], [], [], []
+    for row in rows:
+        labels.append(f"{row.agent}\n(real env)")
+        means.append(row.real.mean_return)
+        stds.append(row.real.std_return)
+        colors.append("tab:blue")
+        if row.in_model is not None:
+            labels.append(f"{row.agent}\n(in the model)")
+            means.append(row.in_model.mean_return)
+            stds.append(row.in_model.std_return)
+            colors.append("tab:orange")
+    fig, ax = plt.subplots(figsize=(1.9 * len(labels) + 1, 4))
+    ax.bar(range(len(labels)), means, yerr=stds, color=colors, capsize=4)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylabel("episode return (mean ± std)")
+    ax.set_title(f"Agents evaluated in {real_env}")
+    ax.axhline(0, color="black", linewidth=0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agents.compare", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

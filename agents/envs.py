@@ -1,0 +1,136 @@
+"""The envs agents train and are evaluated in, with one observation and action space for all:
+Box(0, 255, (64, 64, 3), uint8) frames and Discrete(n) actions.
+
+    RealImageEnv            a real env (data_collection.envs.make_env) as a gymnasium.Env, with a
+                            step limit, so SB3 can train and evaluate in the REAL env
+    make_real_vec_env       M real envs as an SB3 VecEnv (DummyVecEnv, or SubprocVecEnv)
+    make_imagined_vec_env   M imagined envs as one LSSVWMSB3VecEnv: one forward pass for all M
+    imagined_env_id         "LSSVWM-Memory-v0" (or "lssvwm_env:LSSVWM-Memory-v0") -> the id; None
+                            for a real env name
+
+An env name is either a registered LSSVWM id (imagined) or a real env name for make_env
+(memory-maze-9x9, minigrid-memory, minigrid-fourrooms or a Gymnasium id with image observations).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from data_collection.envs import FRAME_SHAPE, RealEnv, make_env
+
+# The real env an imagined id was trained on: the default env to evaluate its agents in.
+REAL_ENV_OF_ID = {"LSSVWM-Memory-v0": "memory-maze-9x9", "LSSVWM-MiniGrid-v0": "minigrid-memory"}
+
+
+class RealImageEnv(gymnasium.Env):
+    """A real env with the imagined env's spaces.
+
+    Observation: the frame, Box(0, 255, (64, 64, 3), uint8). Action: Discrete(n), n from the env.
+    Reward, termination: the real env's. Truncation: the real env's own limit (Memory Maze 9x9:
+    1000 steps; MiniGrid-MemoryS13: 845) or `max_episode_steps`, whichever comes first.
+    reset(seed=s) makes the episode reproducible (the maze/grid is built from a seed drawn from the
+    env's np_random); render_mode "rgb_array" returns the current frame.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+
+    def __init__(self, name: str, max_episode_steps: int | None = None, render_mode: str | None = None) -> None:
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
+        self.name, self.max_episode_steps, self.render_mode = name, max_episode_steps, render_mode
+        self.real: RealEnv = make_env(name)
+        self.observation_space = spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
+        self.action_space = spaces.Discrete(self.real.action_space.n)
+        self.frame: np.ndarray | None = None
+        self.steps = 0
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        # RealEnv.reset takes the seed that builds the episode; drawing it from np_random makes
+        # reset(seed=s) reproducible and unseeded resets differ from each other.
+        step = self.real.reset(int(self.np_random.integers(2**31 - 1)))
+        self.frame, self.steps = np.array(step.frame, dtype=np.uint8), 0
+        return self.frame.copy(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.frame is None:
+            raise RuntimeError(f"{self.name}: call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in the action space Discrete({self.action_space.n}) of "
+                             f"{self.name} (valid actions: 0..{self.action_space.n - 1})")
+        step = self.real.step(int(action))
+        self.frame = np.array(step.frame, dtype=np.uint8)
+        self.steps += 1
+        truncated = step.truncated or (self.max_episode_steps is not None and self.steps >= self.max_episode_steps)
+        terminated = bool(step.terminated)
+        return self.frame.copy(), float(step.reward), terminated, bool(truncated and not terminated), {}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() was called without a render_mode; make the env with "
+                                  "render_mode='rgb_array'")
+            return None
+        return None if self.frame is None else self.frame.copy()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def imagined_env_id(name: str) -> str | None:
+    """The registered LSSVWM id that `name` names ("LSSVWM-Memory-v0" or "lssvwm_env:LSSVWM-Memory-v0"),
+    or None when `name` is a real env name."""
+    import lssvwm_env  # noqa: F401  (registers the ids)
+
+    env_id = name.split(":", 1)[1] if name.startswith("lssvwm_env:") else name
+    if env_id not in gymnasium.registry:
+        return None
+    entry_point = gymnasium.registry[env_id].entry_point
+    return env_id if isinstance(entry_point, str) and entry_point.startswith("lssvwm_env.") else None
+
+
+def make_imagined_vec_env(env_id: str, num_envs: int, checkpoint: str | Path | None = None, device: str = "cpu",
+                          sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
+                          dataset: str | Path | None = None, seed: int | None = None) -> VecEnv:
+    """`num_envs` imagined envs of a registered LSSVWM id as one LSSVWMSB3VecEnv (one forward pass).
+    max_episode_steps None: the id's registered limit. dataset: take reset context from its eval
+    episodes (default: the checkpoint's context.npz)."""
+    from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
+
+    spec = gymnasium.spec(env_id)
+    env_class = gymnasium.envs.registration.load_env_creator(spec.entry_point)
+    if getattr(env_class, "requires_checkpoint", False) and checkpoint is None:
+        raise ValueError(f"{env_id}: no model ships for this env; pass --checkpoint DIR (a checkpoint or run "
+                         "directory of a world model trained on its dataset)")
+    venv = LSSVWMSB3VecEnv(num_envs=num_envs, checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
+                           context=context, max_episode_steps=max_episode_steps or spec.max_episode_steps,
+                           dataset=dataset)
+    if seed is not None:
+        venv.seed(seed)
+    return venv
+
+
+def make_real_vec_env(name: str, num_envs: int, max_episode_steps: int | None = None, seed: int | None = None,
+                      subprocesses: bool = False) -> VecEnv:
+    """`num_envs` RealImageEnv of `name` as an SB3 VecEnv: DummyVecEnv (in this process), or
+    SubprocVecEnv (one process per env: for Memory Maze, whose physics and rendering cost more than
+    the policy). seed: env i's first reset uses seed + i."""
+    def make() -> RealImageEnv:
+        return RealImageEnv(name, max_episode_steps)
+
+    if subprocesses:
+        venv: VecEnv = SubprocVecEnv([make] * num_envs, start_method="forkserver")
+    else:
+        venv = DummyVecEnv([make] * num_envs)
+    if seed is not None:
+        venv.seed(seed)
+    return venv
+

@@ -1,0 +1,245 @@
+"""Train an agent in imagination: SB3 PPO (CnnPolicy) or sb3-contrib RecurrentPPO (CnnLstmPolicy)
+inside the world model, all M envs stepped in one forward pass (LSSVWMSB3VecEnv); evaluated every
+--eval-every timesteps in the REAL env. --env may also name a real env, for model-free baselines
+trained directly in it (M real envs, DummyVecEnv or --subprocesses).
+
+    python -m agents.train_ppo --env LSSVWM-Memory-v0 --algo ppo --timesteps 200000 --num-envs 8 \
+        --out runs/agent-ppo [--checkpoint runs/cpu-mm9] [--real-env memory-maze-9x9] \
+        [--eval-every 20000] [--eval-episodes 5] [--eval-max-steps 500] [--seed 0]
+    python -m agents.train_ppo --env minigrid-memory --algo ppo --timesteps 50000 --num-envs 4 --out runs/mf
+
+Writes DIR/policy.zip (SB3's zip), DIR/checkpoints/policy_<steps>_steps.zip, DIR/tensorboard/ and
+DIR/summary.json (settings, real env steps used, wall time, timesteps/s, evaluations), which is
+rewritten after every evaluation and says "status": "running" | "done" | "interrupted".
+SB3 rounds the timesteps up to whole rollouts (n_steps x num_envs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import sb3_contrib
+import stable_baselines3
+import torch
+from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
+from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
+from agents.evaluation import EvalResult
+from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
+from lssvwm_env.training.data import write_json_atomic
+
+EVAL_SEED = 10_000  # evaluation episodes are seeded apart from the training envs' seeds
+
+
+@dataclass
+class TrainArgs:
+    """Every setting of a run; all of it is written to summary.json."""
+
+    env: str  # an LSSVWM id (imagination) or a real env name (model-free)
+    out: Path
+    algo: str = "ppo"
+    timesteps: int = 100_000
+    num_envs: int = 8
+    seed: int = 0
+    # the world model (imagined envs only)
+    checkpoint: str | None = None  # None: the model shipped with the package
+    context: int = 32  # real frames that prime each imagined episode
+    context_dataset: str | None = None  # take them from this dataset's eval episodes (default: CHECKPOINT/context.npz)
+    sampling_steps: int | None = None  # denoising steps per frame (None: the model config's)
+    max_episode_steps: int | None = None  # training episodes' step limit (None: the env's own)
+    subprocesses: bool = False  # real envs: one process each
+    # evaluation in the real env
+    real_env: str | None = None  # None: the env itself (model-free) or the id's real env
+    eval_every: int = 10_000  # timesteps; 0: only the final evaluation
+    eval_episodes: int = 5  # 0: no evaluation at all
+    eval_max_steps: int | None = None
+    eval_envs: int = 1
+    eval_seed: int = EVAL_SEED
+    deterministic_eval: bool = False
+    # PPO (defaults: SB3 zoo's Atari settings)
+    n_steps: int = 128
+    batch_size: int = 256
+    n_epochs: int = 4
+    learning_rate: float = 2.5e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.01
+    clip_range: float = 0.1
+    # the run
+    save_every: int = 50_000  # timesteps between policy checkpoints; 0: none
+    device: str = "cpu"
+    threads: int | None = None  # torch threads (None: torch's default)
+    progress: bool = True
+    overwrite: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainArgs(env="", out=Path())
+    parser.add_argument("--env", required=True,
+                        help="LSSVWM-Memory-v0 / LSSVWM-MiniGrid-v0 (train inside the world model) or a real env "
+                             "(memory-maze-9x9, minigrid-memory, ...) for a model-free baseline")
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("--algo", choices=list(ALGOS), default=defaults.algo)
+    parser.add_argument("--timesteps", type=int, default=defaults.timesteps)
+    parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    group = parser.add_argument_group("world model (imagined envs)")
+    group.add_argument("--checkpoint", help="world model checkpoint or run directory (default: the shipped model)")
+    group.add_argument("--context", type=int, default=defaults.context, help="real frames priming each episode")
+    group.add_argument("--context-dataset", help="dataset whose eval episodes prime the episodes "
+                                                 "(default: CHECKPOINT/context.npz)")
+    group.add_argument("--sampling-steps", type=int, help="denoising steps per frame (default: the model's)")
+    group.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
+    parser.add_argument("--subprocesses", action="store_true", help="real envs: one process per env")
+    group = parser.add_argument_group("evaluation in the real env")
+    group.add_argument("--real-env", help="real env to evaluate in (default: the env the id's model was trained on)")
+    group.add_argument("--eval-every", type=int, default=defaults.eval_every, help="timesteps; 0: final only")
+    group.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes, help="0: no evaluation")
+    group.add_argument("--eval-max-steps", type=int, help="cut evaluation episodes at this many steps")
+    group.add_argument("--eval-envs", type=int, default=defaults.eval_envs)
+    group.add_argument("--eval-seed", type=int, default=defaults.eval_seed)
+    group.add_argument("--deterministic-eval", action="store_true", help="argmax actions (default: sampled)")
+    group = parser.add_argument_group("PPO")
+    for name in ("n_steps", "batch_size", "n_epochs"):
+        group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef", "clip_range"):
+        group.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--save-every", type=int, default=defaults.save_every, help="timesteps; 0: no checkpoints")
+    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--overwrite", action="store_true", help="reuse an --out that holds a finished run")
+
+
+def args_from_namespace(ns: argparse.Namespace) -> TrainArgs:
+    return TrainArgs(**{f.name: getattr(ns, f.name) for f in fields(TrainArgs)})
+
+
+def make_training_env(args: TrainArgs) -> tuple[VecEnv, str | None, str]:
+    """(VecEnv, imagined id or None, real env to evaluate in)."""
+    env_id = imagined_env_id(args.env)
+    if env_id is None:
+        venv = make_real_vec_env(args.env, args.num_envs, args.max_episode_steps, args.seed, args.subprocesses)
+        return venv, None, args.real_env or args.env
+    real_env = args.real_env or REAL_ENV_OF_ID.get(env_id)
+    if real_env is None and args.eval_episodes:
+        raise ValueError(f"{env_id}: no real env is known for it; pass --real-env NAME or --eval-episodes 0")
+    venv = make_imagined_vec_env(env_id, args.num_envs, args.checkpoint, args.device, args.sampling_steps,
+                                 args.context, args.max_episode_steps, args.context_dataset, args.seed)
+    return venv, env_id, real_env
+
+
+def train(args: TrainArgs) -> dict[str, Any]:
+    """Run training; returns the summary written to OUT/summary.json."""
+    if args.algo not in ALGOS:
+        raise ValueError(f"unknown algo {args.algo!r}; choose from {', '.join(ALGOS)}")
+    if args.timesteps < 1 or args.num_envs < 1:
+        raise ValueError(f"timesteps and num_envs must be >= 1, got {args.timesteps} and {args.num_envs}")
+    out = Path(args.out)
+    if (out / SUMMARY_FILE).exists() and not args.overwrite:
+        raise FileExistsError(f"{out} already holds a run ({out / SUMMARY_FILE}); choose another --out or pass "
+                              "--overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    algo = ALGOS[args.algo]
+    venv, env_id, real_env = make_training_env(args)
+    imagined = env_id is not None
+    rollout = args.n_steps * args.num_envs
+    model = algo.cls(algo.policy, VecMonitor(venv), n_steps=args.n_steps,
+                     batch_size=min(args.batch_size, rollout),  # SB3 needs batch_size <= n_steps x num_envs
+                     n_epochs=args.n_epochs, learning_rate=args.learning_rate, gamma=args.gamma,
+                     gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, clip_range=args.clip_range,
+                     seed=args.seed, device=args.device, tensorboard_log=str(out / "tensorboard"), verbose=0)
+
+    summary: dict[str, Any] = {
+        "algo": args.algo, "policy": algo.policy, "env": env_id or args.env, "imagined": imagined,
+        "checkpoint": args.checkpoint if imagined else None, "real_env": real_env, "settings": args.to_json(),
+        "status": "running", "timesteps": 0, "real_env_steps": {"training": 0, "evaluation": 0},
+        "wall_time_s": 0.0, "evaluations": [], "final_eval": None,
+        "versions": {"stable_baselines3": stable_baselines3.__version__, "sb3_contrib": sb3_contrib.__version__,
+                     "torch": torch.__version__, "gymnasium": gymnasium.__version__,
+                     "python": platform.python_version()},
+    }
+    start = time.perf_counter()
+
+    def write_summary(status: str) -> None:
+        summary["status"] = status
+        summary["timesteps"] = int(model.num_timesteps)
+        # Model-free agents spend real env steps on training; agents in imagination spend none
+        # (the world model's dataset is counted by agents.compare).
+        summary["real_env_steps"] = {"training": 0 if imagined else int(model.num_timesteps),
+                                     "evaluation": evaluator.real_env_steps if evaluator else 0}
+        wall = time.perf_counter() - start
+        eval_seconds = evaluator.seconds if evaluator else 0.0
+        summary["wall_time_s"] = round(wall, 2)
+        summary["eval_time_s"] = round(eval_seconds, 2)
+        summary["timesteps_per_s"] = round(model.num_timesteps / max(wall - eval_seconds, 1e-9), 2)
+        write_json_atomic(out / SUMMARY_FILE, summary)
+
+    def record(result: EvalResult, timesteps: int) -> None:
+        summary["evaluations"].append({"timesteps": timesteps, **result.to_json()})
+        write_summary("running")
+
+    evaluator = (RealEnvEvalCallback(real_env, args.eval_every, args.eval_episodes, args.eval_max_steps,
+                                     args.eval_seed, args.eval_envs, args.deterministic_eval, record)
+                 if args.eval_episodes and real_env else None)
+    callbacks: list = [c for c in (evaluator,) if c is not None]
+    if args.save_every:
+        callbacks.append(CheckpointCallback(max(args.save_every // args.num_envs, 1), str(out / "checkpoints"),
+                                            name_prefix="policy"))
+    if args.progress:
+        callbacks.append(TqdmProgressCallback(f"{args.algo} in {'imagination' if imagined else args.env}"))
+    write_summary("running")
+    status = "interrupted"
+    try:
+        model.learn(total_timesteps=args.timesteps, callback=callbacks, tb_log_name=args.algo)
+        status = "done"
+    finally:
+        model.save(out / POLICY_FILE)
+        if evaluator is not None:
+            if status == "done":
+                evaluations = summary["evaluations"]
+                if not evaluations or evaluations[-1]["timesteps"] != model.num_timesteps:
+                    evaluator.evaluate()
+                summary["final_eval"] = evaluations[-1]
+            evaluator.close()
+        write_summary(status)
+        venv.close()
+    return summary
+
+
+def run(ns: argparse.Namespace) -> int:
+    args = args_from_namespace(ns)
+    summary = train(args)
+    print(f"{summary['algo']} in {summary['env']}: {summary['timesteps']} timesteps in {summary['wall_time_s']:.1f} s "
+          f"({summary['timesteps_per_s']:.1f} timesteps/s without evaluation); real env steps "
+          f"{summary['real_env_steps']}")
+    print(f"policy: {Path(args.out) / POLICY_FILE}")
+    final = summary["final_eval"]
+    if final is not None:
+        print(f"final evaluation in the real env {final['env']} ({final['episodes']} episodes): return "
+              f"{final['mean_return']:.3f} ± {final['std_return']:.3f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m agents.train_ppo", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""agents.compare on a tiny real dataset and a tiny real world model: random, model-free and
+imagination agents in one harness, the table, the plot, and reuse of finished runs."""
+
+import json
+
+import matplotlib.image
+import pytest
+from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
+
+from agents import compare
+from data_collection.collect import CollectConfig, collect
+
+MINIGRID = "minigrid-memory"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "minigrid"
+    collect(CollectConfig(env=MINIGRID, policy="random", episodes=4, steps=40, out=out, eval_fraction=0.5),
+            progress=False, log=lambda _: None)
+    return out
+
+
+def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
+    checkpoint = save_tiny_checkpoint(tmp_path / "tiny7", num_actions=7, termination_logit=-50.0)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    dataset_steps = sum(e["length"] for e in manifest["episodes"])
+    out = tmp_path / "compare"
+    args = ["--out", str(out), "--real-env", MINIGRID, "--env", "LSSVWM-MiniGrid-v0", "--checkpoint", str(checkpoint),
+            "--dataset", str(dataset), "--imagined-timesteps", "64", "--num-envs", "2", "--n-steps", "32",
+            "--batch-size", "64", "--n-epochs", "1", "--max-episode-steps", "20", "--context", "4",
+            "--episodes", "2", "--max-steps", "12", "--threads", "1", "--no-progress"]
+    compare.main(args)
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset_steps"]["total"] == results["real_steps"] == dataset_steps
+    random_row, model_free, imagined = results["rows"]
+    assert random_row["agent"] == "random" and random_row["real_steps"] == 0 and random_row["in_model"] is None
+    # the model-free agent gets the dataset's real steps (rounded up to whole rollouts of 2 x 32)
+    assert model_free["agent"] == "model-free ppo" and dataset_steps <= model_free["real_steps"] < dataset_steps + 64
+    assert json.loads((out / "model_free" / "summary.json").read_text())["timesteps"] == model_free["real_steps"]
+    assert imagined["agent"] == "imagination ppo" and imagined["real_steps"] == dataset_steps
+    assert imagined["in_model"]["lengths"] == [12, 12] and imagined["in_model"]["env"].startswith("model:")
+    for row in results["rows"]:  # the same seeded real episodes for every agent
+        assert row["real"]["env"] == MINIGRID and row["real"]["episodes"] == 2 and row["real"]["seed"] == 10_000
+
+    table = (out / "comparison.md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| ") and not line.startswith("| agent")]
+    assert [r.split(" | ")[0] for r in rows] == ["| random", "| model-free ppo", "| imagination ppo"]
+    gap = imagined["in_model"]["mean_return"] - imagined["real"]["mean_return"]
+    assert rows[2].endswith(f"| {gap:+.3f} |")
+    assert f"{dataset_steps} steps" in "\n".join(table)
+    image = matplotlib.image.imread(out / "comparison.png")
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
+
+    capsys.readouterr()
+    compare.main(args)
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 2  # both trained runs were finished with the same budget
+    again = json.loads((out / "results.json").read_text())
+    assert without_timings(again["rows"]) == without_timings(results["rows"])  # seeded: the same numbers
+
+
+def without_timings(rows):
+    return [{k: ({m: w for m, w in v.items() if m != "seconds"} if isinstance(v, dict) else v) for k, v in row.items()}
+            for row in rows]

@@ -1,0 +1,121 @@
+"""The envs agents meet: the real env as a Gymnasium Env (check_env, spaces equal to the imagined
+env's, seeding, step limit) and the evaluation harness on real MiniGrid and on a tiny world model."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
+
+from agents.envs import RealImageEnv, imagined_env_id, make_imagined_vec_env, make_real_vec_env
+from agents.evaluation import evaluate_in_model, evaluate_in_real_env, run_episodes
+from agents.policies import RandomPolicy
+
+MINIGRID = "minigrid-memory"
+MINIGRID_LEFT = 0  # turning in place never ends a MiniGrid episode
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    # 7 actions, as MiniGrid; the termination head never fires, so episodes end at the step limit.
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny7"), num_actions=7, termination_logit=-50.0)
+
+
+@pytest.mark.filterwarnings("ignore:.*alternative render modes")  # the env is not made by gym.make
+def test_real_env_passes_gymnasium_and_sb3_checks():
+    env = RealImageEnv(MINIGRID, max_episode_steps=20)
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env)
+    assert env.observation_space == gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    assert env.action_space == gym.spaces.Discrete(7)
+    env.close()
+    env = RealImageEnv(MINIGRID, render_mode="rgb_array")
+    check_env(env)
+    obs, _ = env.reset(seed=0)
+    assert np.array_equal(env.render(), obs)
+
+
+def test_real_env_has_the_imagined_env_spaces(checkpoint):
+    real = RealImageEnv(MINIGRID)
+    imagined = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 2, checkpoint, context=4)
+    assert real.observation_space == imagined.observation_space
+    assert real.action_space == imagined.action_space
+    imagined.close()
+
+
+def test_real_env_seeding_step_limit_and_errors():
+    env = RealImageEnv(MINIGRID, max_episode_steps=5)
+
+    def trajectory(seed):
+        frames = [env.reset(seed=seed)[0]]
+        for action in (2, 0, 2, 1):
+            frames.append(env.step(action)[0])
+        return np.stack(frames)
+
+    assert np.array_equal(trajectory(3), trajectory(3))
+    assert not np.array_equal(trajectory(3)[0], trajectory(4)[0])  # another seed, another grid
+    env.reset(seed=1)
+    ends = [env.step(MINIGRID_LEFT)[2:4] for _ in range(5)]
+    assert ends == [(False, False)] * 4 + [(False, True)]
+    with pytest.raises(ValueError, match=r"action 7 is not in the action space Discrete\(7\)"):
+        env.step(7)
+    with pytest.raises(RuntimeError, match="call reset"):
+        RealImageEnv(MINIGRID).step(0)
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        RealImageEnv(MINIGRID, max_episode_steps=0)
+
+
+def test_memory_maze_wrapper_has_the_memory_model_spaces():
+    # One reset (seconds of MuJoCo set-up) and a few steps; the id's spaces are those of the model.
+    env = RealImageEnv("memory-maze-9x9", max_episode_steps=3)
+    assert env.action_space == gym.spaces.Discrete(6)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    ends = [env.step(1)[2:4] for _ in range(3)]
+    assert ends == [(False, False), (False, False), (False, True)]
+    env.close()
+
+
+def test_imagined_env_id_tells_imagined_from_real_names():
+    assert imagined_env_id("LSSVWM-Memory-v0") == "LSSVWM-Memory-v0"
+    assert imagined_env_id("lssvwm_env:LSSVWM-MiniGrid-v0") == "LSSVWM-MiniGrid-v0"
+    assert imagined_env_id("memory-maze-9x9") is None
+    assert imagined_env_id("CartPole-v1") is None  # registered, but not a world model
+    with pytest.raises(ValueError, match="pass --checkpoint"):
+        make_imagined_vec_env("LSSVWM-MiniGrid-v0", 1)
+
+
+def test_harness_splits_episodes_among_envs_and_records_one():
+    venv = make_real_vec_env(MINIGRID, 2, max_episode_steps=6)
+    result = run_episodes(RandomPolicy(7, seed=0), venv, 3, MINIGRID, seed=5)
+    assert len(result.returns) == len(result.lengths) == 3
+    assert all(1 <= n <= 6 for n in result.lengths)
+    # env 0 runs (3 + 0) // 2 = 1 episode, env 1 runs 2; both step until the last one ends
+    assert result.env_steps % 2 == 0 and result.env_steps >= sum(result.lengths)
+    venv.close()
+    one = evaluate_in_real_env(RandomPolicy(7, seed=0), MINIGRID, 2, max_steps=6, seed=5, record=True)
+    assert len(one.frames) == one.lengths[0] + 1  # first observation through the terminal one
+    assert all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in one.frames)
+    again = evaluate_in_real_env(RandomPolicy(7, seed=0), MINIGRID, 2, max_steps=6, seed=5, record=True)
+    assert np.array_equal(np.stack(one.frames), np.stack(again.frames))
+    other = evaluate_in_real_env(RandomPolicy(7, seed=0), MINIGRID, 2, max_steps=6, seed=6, record=True)
+    assert not np.array_equal(one.frames[0], other.frames[0])
+
+
+def test_harness_inside_the_model_is_reproducible_and_leaves_torch_rng_alone(checkpoint):
+    venv = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 2, checkpoint, context=4, max_episode_steps=4)
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    first = run_episodes(RandomPolicy(7, seed=1), venv, 2, "model", seed=9, record=True)
+    assert torch.equal(torch.rand(1), expected_next)  # a training run's random stream is not disturbed
+    assert first.lengths == [4, 4] and first.env_steps == 8
+    assert len(first.frames) == 5
+    venv.close()
+    second = evaluate_in_model(RandomPolicy(7, seed=1), "LSSVWM-MiniGrid-v0", checkpoint, 2, max_steps=4, seed=9,
+                               num_envs=2, record=True, context=4)
+    assert second.env.startswith("model:")
+    assert first.returns == second.returns
+    assert np.array_equal(np.stack(first.frames), np.stack(second.frames))
