@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -56,9 +57,9 @@ def cosine_lr(step: int, total: int, warmup: int, peak: float) -> float:
 
 class Trainer:
     def __init__(self, config: TrainConfig, data_dir: Path, run_dir: Path, device: torch.device,
-                 resume: bool, command: list[str]) -> None:
+                 resume: bool, command: list[str], allow_changes: bool = False) -> None:
         self.config, self.data_dir, self.run_dir, self.device = config, data_dir, run_dir, device
-        self.command = command
+        self.command, self.allow_changes = command, allow_changes
         self.dist = Distributed.from_environment(device)
         torch.manual_seed(config.seed)
         self.model = WorldModel(config.model).to(device)
@@ -135,10 +136,13 @@ class Trainer:
             raise CheckpointError(f"--resume: {err}") from err
         saved = json.loads((checkpoint_dir / "config.json").read_text())
         saved.pop("format", None), saved.pop("version", None)
-        differences = [d for d in diff_configs(saved, self.config.to_dict()) if not d.startswith("threads")]
-        if differences:
+        current = json.loads(json.dumps(self.config.to_dict()))  # tuples -> lists, as saved
+        differences = [d for d in diff_configs(saved, current) if not d.startswith("threads")]
+        if differences and not self.allow_changes:
             raise CheckpointError(f"--resume: {checkpoint_dir / 'config.json'} differs from this run's config in: "
-                                  + "; ".join(differences))
+                                  + "; ".join(differences) + " (pass --allow-changes to continue with the new values)")
+        if differences and self.dist.is_main:
+            tqdm.write("resuming with changed config: " + "; ".join(differences))
         record = json.loads((checkpoint_dir / "training_state.json").read_text())
         state = load_file(str(checkpoint_dir / "training_state.safetensors"))
         self.model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
@@ -369,15 +373,21 @@ class Trainer:
         return model.eval()
 
     def check_finite(self, loss: torch.Tensor, stage: str, step: int) -> None:
+        """Stop on a NaN/inf loss. The weights that produced it are garbage already, so they are not
+        saved: the last checkpoint (written before the divergence) stays as it is."""
         if not torch.isfinite(loss):
-            self.save()  # the weights are still those before this step
-            raise TrainingStopped(f"{stage} loss is {loss.item()} at step {step}; stopped, last good weights saved "
-                                  f"in {self.run_dir / 'checkpoint'} (lower the learning rate and --resume)")
+            kept = json.loads((self.run_dir / "checkpoint" / "training_state.json").read_text())["progress"]
+            raise TrainingStopped(
+                f"{stage} loss is {loss.item()} at step {step}; stopped. The last good checkpoint "
+                f"(autoencoder step {kept['autoencoder_step']}, dynamics step {kept['dynamics_step']}) is kept in "
+                f"{self.run_dir / 'checkpoint'}: lower the learning rate (--set ...lr=) and --resume")
 
     # ---- the whole run -------------------------------------------------------------------------
     def run(self) -> None:
         train_episodes = load_split(self.data_dir, "train")
         eval_episodes = load_split(self.data_dir, "eval")
+        if not (self.run_dir / "checkpoint").exists():
+            self.save()  # step 0: a run always has a checkpoint to resume from
         if self.progress.stage == "autoencoder":
             self.train_autoencoder(train_episodes, eval_episodes)
         if self.progress.stage == "dynamics":
@@ -385,6 +395,12 @@ class Trainer:
             self.train_dynamics(cache, eval_episodes)
             self.progress.stage = "done"
             self.save()
+        if os.environ.get("LSSVWM_SAVE_RANK_WEIGHTS"):
+            # Debugging aid for data parallelism (and its test): every rank writes its own weights,
+            # which must be identical.
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()},
+                      str(self.run_dir / f"rank{self.dist.rank}_weights.safetensors"))
         if self.dist.is_main:
             (self.run_dir / "model_card.md").write_text(self.model_card())
             print(f"done: {self.run_dir / 'checkpoint'} (model card: {self.run_dir / 'model_card.md'})")
@@ -425,6 +441,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override any config field, e.g. --set dynamics_training.lr=1e-4 "
                              "--set model.variant=causal_attn (values parsed as JSON)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="with --resume: accept config changes (e.g. a longer or shorter curriculum); "
+                             "the data order stays exact only for unchanged settings")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: default)")
 
@@ -438,9 +457,9 @@ def run(args: argparse.Namespace) -> int:
         if config.threads:
             torch.set_num_threads(config.threads)
         device = torch.device(args.device)
-        if device.type == "cuda" and "LOCAL_RANK" in __import__("os").environ:
-            device = torch.device("cuda", int(__import__("os").environ["LOCAL_RANK"]))
-        Trainer(config, args.data, args.out, device, args.resume, list(sys.argv)).run()
+        if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        Trainer(config, args.data, args.out, device, args.resume, list(sys.argv), args.allow_changes).run()
     except (ConfigError, CheckpointError, DatasetError, TrainingStopped, ValueError) as err:
         print(f"lssvwm train: error: {err}", file=sys.stderr)
         return 1

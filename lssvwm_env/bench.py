@@ -1,0 +1,268 @@
+"""`lssvwm bench`: benchmarks that print figures (never timed tests).
+
+    lssvwm bench horizon --preset cpu --frames 10,100,1000,10000 [--json]
+        per-frame latency and peak memory of one imagined rollout per variant, at the frame indices
+        asked for: `ours` should stay flat, `causal_attn` (KV cache of every past frame) grows.
+    lssvwm bench train --preset cpu
+        training throughput (frames/s, tokens/s) and the achieved fraction of the matmul peak.
+    lssvwm bench env ...
+        imagined env steps/s against the real env (lssvwm_env/envs/bench_env.py).
+
+How the rollout reaches frame k: frames between measurement points are committed in parallel blocks
+(the teacher-forced pass at noise level 0 over model-generated latents: the same state update as
+`imagine`, without the denoising passes), so reaching frame 10,000 costs minutes, not hours. For a
+variant whose state grows with history (causal attention), advancing past `--real-history-limit`
+frames would cost O(T^2); there the KV cache is filled up to frame k with random keys and values of
+the real size, and the output says so ("history": "synthetic") — latency and memory depend on the
+cache's size, not on its contents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+# Peak matmul rates measured on this project's 2-core CPU machines (2048^2 products), for the
+# "fraction of peak" figures; pass --peak-gflops for other hardware.
+PEAK_GFLOPS = {"bf16": 826.0, "fp32": 154.0}
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS since the last reset) of this process in MB, from /proc."""
+    values = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, amount, _ = line.split()
+                values[key[:-1]] = int(amount) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def reset_peak_rss() -> None:
+    """Return freed heap to the OS (glibc keeps it after the big parallel passes that advance the
+    rollout), then restart the peak-RSS counter, so the peak seen next belongs to what follows."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        pass
+
+
+def count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def build_model(preset_name: str, variant: str, checkpoint: Path | None):
+    import torch
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.models import WorldModel
+    from lssvwm_env.presets import preset
+    if checkpoint is not None:
+        model = load_world_model(checkpoint)
+        config = replace(model.config, variant=variant)
+        fresh = WorldModel(config)
+        fresh.load_state_dict(model.state_dict(), strict=False)  # variants share what they can
+        return fresh.eval()
+    torch.manual_seed(0)
+    return WorldModel(replace(preset(preset_name).model, variant=variant)).eval()
+
+
+def fill_history(model, state, frames: int):
+    """The state after `frames` committed frames, for a variant whose KV cache keeps all history:
+    the cache gets `frames` entries of random keys/values (size exact, contents synthetic)."""
+    import torch
+    grown_keys, grown_values = [], []
+    for keys, values in zip(state.keys, state.values):
+        if keys.dim() == 2:  # layer without attention
+            grown_keys.append(keys)
+            grown_values.append(values)
+            continue
+        shape = (keys.size(0), frames, *keys.shape[2:])
+        grown_keys.append(torch.randn(shape, dtype=keys.dtype))
+        grown_values.append(torch.randn(shape, dtype=values.dtype))
+    index = torch.arange(frames).unsqueeze(0).expand(state.batch_size, -1).contiguous()
+    return replace(state, keys=grown_keys, values=grown_values, key_index=index,
+                   frame_count=torch.full_like(state.frame_count, frames))
+
+
+def horizon(model, frame_points: list[int], repeats: int, real_history_limit: int, block: int,
+            sampling_steps: int | None, progress) -> dict:
+    import torch
+    state = model.initial_state(1)
+    grows = model.config.variant == "causal_attn"
+    generator = torch.Generator().manual_seed(0)
+    action = torch.ones(1, dtype=torch.long)
+    latency, peak, state_mb, history = {}, {}, {}, {}
+    frame = 0
+    last_latent = None
+    for point in sorted(frame_points):
+        if grows and point > real_history_limit:
+            state = fill_history(model, state, point)
+            frame, history[point] = point, "synthetic"
+        else:
+            while frame < point:  # commit frames in parallel blocks up to `point`
+                n = min(block, point - frame)
+                if last_latent is None:
+                    last_latent = model.generate_latent(state, action, generator, sampling_steps)
+                latents = last_latent.expand(1, n, *last_latent.shape[2:]).contiguous()
+                latents = latents + 0.1 * torch.randn(latents.shape, generator=generator)
+                with torch.no_grad():
+                    _, _, state = model.step_latents(state, latents, action.view(1, 1).expand(1, n))
+                frame += n
+                progress.update(n)
+            history[point] = "real"
+        times = []
+        reset_peak_rss()
+        for _ in range(repeats):  # measure at frame `point` without advancing: branch from a clone
+            start = time.perf_counter()
+            model.imagine(state.clone(), action, generator, sampling_steps)
+            times.append(time.perf_counter() - start)
+        latency[point] = 1000 * sorted(times)[len(times) // 2]
+        peak[point] = rss_mb()[1]
+        state_mb[point] = state.nbytes() / 2**20
+    return {"latency_ms": {str(k): v for k, v in latency.items()},
+            "peak_mem_mb": {str(k): v for k, v in peak.items()},
+            "state_mb": {str(k): v for k, v in state_mb.items()},
+            "history": {str(k): v for k, v in history.items()}}
+
+
+def run_horizon(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    points = [int(p) for p in args.frames.split(",")]
+    results = {}
+    for variant in args.variants.split(","):
+        model = build_model(args.preset, variant, args.checkpoint)
+        with tqdm(total=max(points), desc=f"horizon {variant}", disable=args.json, leave=False) as bar:
+            results[variant] = horizon(model, points, args.repeats, args.real_history_limit, args.block,
+                                       args.sampling_steps, bar)
+        action = torch.ones(1, dtype=torch.long)
+        flops = count_flops(lambda: model.imagine(model.initial_state(1), action))
+        first = results[variant]["latency_ms"][str(min(points))]
+        results[variant]["flops_per_frame"] = flops
+        precision = "bf16" if model.config.bf16 else "fp32"
+        results[variant]["achieved_gflops"] = flops / (first / 1000) / 1e9
+        results[variant]["fraction_of_peak"] = results[variant]["achieved_gflops"] / PEAK_GFLOPS[precision]
+        results[variant]["precision"] = precision
+        del model
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"imagined rollout, preset {args.preset}, {torch.get_num_threads()} threads; latency = one imagine() "
+          f"({'model default' if args.sampling_steps is None else args.sampling_steps} sampling steps + commit + decode)")
+    print(f"{'variant':12} {'frame':>7} {'latency ms':>11} {'peak RSS MB':>12} {'state MB':>9}  history")
+    for variant, r in results.items():
+        for point in points:
+            k = str(point)
+            print(f"{variant:12} {point:7d} {r['latency_ms'][k]:11.1f} {r['peak_mem_mb'][k]:12.1f} "
+                  f"{r['state_mb'][k]:9.2f}  {r['history'][k]}")
+        print(f"{variant:12} {r['flops_per_frame'] / 1e9:.3f} GFLOP per imagined frame, "
+              f"{r['achieved_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_peak']:.1f}% of the {r['precision']} "
+              f"matmul peak ({PEAK_GFLOPS[r['precision']]:.0f} GFLOP/s)")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Training steps of the dynamics on random latents (the data path is not what is measured)."""
+    import torch
+    from lssvwm_env.models.diffusion import add_noise, sample_training_noise, training_target
+    from lssvwm_env.presets import preset
+    from lssvwm_env.models import WorldModel
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = preset(args.preset)
+    stage = config.dynamics_training.curriculum[0]
+    batch, window = args.batch or stage.batch_size, args.window or stage.window
+    torch.manual_seed(0)
+    model = WorldModel(config.model)
+    params = list(model.backbone.parameters()) + list(model.heads.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    grid, channels = config.model.autoencoder.grid, config.model.autoencoder.latent_channels
+    latents = torch.randn(batch, window, *grid, channels)
+    actions = torch.randint(0, config.model.backbone.action.n, (batch, window))
+
+    def step() -> None:
+        sigma, in_loss = sample_training_noise(batch, window, model.config.diffusion, "cpu")
+        noise = torch.randn_like(latents)
+        with model.autocast():
+            prediction, _, _ = model.backbone(add_noise(latents, noise, sigma), sigma, actions,
+                                              model.initial_state(batch))
+        loss = (prediction.float() - training_target(latents, noise, model.config.diffusion)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    flops = count_flops(step)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    seconds = (time.perf_counter() - start) / args.steps
+    frames = batch * window
+    tokens = frames * grid[0] * grid[1]
+    precision = "bf16" if config.model.bf16 else "fp32"
+    achieved = flops / seconds / 1e9
+    figures = {"preset": args.preset, "batch": batch, "window": window, "threads": torch.get_num_threads(),
+               "s_per_step": seconds, "frames_per_s": frames / seconds, "tokens_per_s": tokens / seconds,
+               "gflop_per_step": flops / 1e9, "achieved_gflops": achieved, "precision": precision,
+               "fraction_of_peak": achieved / PEAK_GFLOPS[precision],
+               "fraction_of_bf16_peak": achieved / PEAK_GFLOPS["bf16"]}
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:22} {value:.4g}" if isinstance(value, float) else f"{key:22} {value}")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    h = sub.add_parser("horizon", help="per-frame latency and memory against frame index, per variant")
+    h.add_argument("--preset", default="cpu", help="model size (random weights) when no --checkpoint")
+    h.add_argument("--checkpoint", type=Path, default=None, help="use trained weights (variants share them)")
+    h.add_argument("--frames", default="10,100,1000,10000", help="frame indices to measure at")
+    h.add_argument("--variants", default="ours,causal_attn")
+    h.add_argument("--repeats", type=int, default=3, help="imagined frames timed at each point (median)")
+    h.add_argument("--block", type=int, default=100, help="frames committed per parallel pass between points")
+    h.add_argument("--real-history-limit", type=int, default=1000,
+                   help="growing-state variants: beyond this many frames the history is synthetic")
+    h.add_argument("--sampling-steps", type=int, default=None)
+    h.add_argument("--threads", type=int, default=0)
+    h.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    h.set_defaults(_bench=run_horizon)
+    t = sub.add_parser("train", help="training throughput and fraction of the matmul peak")
+    t.add_argument("--preset", default="cpu")
+    t.add_argument("--batch", type=int, default=0, help="default: the preset's first curriculum stage")
+    t.add_argument("--window", type=int, default=0)
+    t.add_argument("--steps", type=int, default=3)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(_bench=run_train)
+    from lssvwm_env.envs import bench_env
+    e = sub.add_parser("env", help="imagined env steps/s against the real env")
+    bench_env.add_arguments(e)
+    e.set_defaults(_bench=bench_env.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._bench(args)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="lssvwm bench")
+    add_arguments(p)
+    sys.exit(run(p.parse_args()))

@@ -1,0 +1,55 @@
+"""`lssvwm export RUN --data DIR --out CKPT`: make an inference checkpoint from a training run: the
+config, the EMA weights and the model card, without optimizer state, plus `context.npz` (real frames
+from the dataset's held-out episodes that the env primes on). This is how the default model that
+ships in `lssvwm_env/checkpoints/default/` is made."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+
+def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, context_frames: int) -> Path:
+    from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
+    from lssvwm_env.envs.context import write_context_file
+
+    source = resolve_checkpoint_dir(run)
+    load_world_model(source)  # refuse to export what would not load
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "model_card.md"):
+        if (source / name).exists():
+            shutil.copy2(source / name, tmp / name)
+    write_context_file(tmp, data, episodes=context_episodes, frames=context_frames)
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="run or checkpoint directory")
+    parser.add_argument("--data", type=Path, required=True, help="dataset whose eval episodes give the context")
+    parser.add_argument("--out", type=Path, required=True, help="the inference checkpoint directory to write")
+    parser.add_argument("--context-episodes", type=int, default=4)
+    parser.add_argument("--context-frames", type=int, default=64)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lssvwm_env.checkpoint import CheckpointError
+    from lssvwm_env.envs.context import ContextError
+    try:
+        out = export_checkpoint(args.run, args.data, args.out, args.context_episodes, args.context_frames)
+    except (CheckpointError, ContextError, OSError) as err:
+        print(f"lssvwm export: error: {err}", file=sys.stderr)
+        return 1
+    size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    print(f"exported {out} ({size:.1f} MB)")
+    return 0

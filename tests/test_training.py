@@ -1,0 +1,143 @@
+"""`lssvwm train` on tiny real data: end to end, resume after a kill (same result as an uninterrupted
+run), config mismatch on resume, NaN loss, bad data, and two data-parallel processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lssvwm_env.checkpoint import load_world_model
+
+REPO = Path(__file__).resolve().parents[1]
+LSSVWM = [sys.executable, "-m", "lssvwm_env.cli"]
+
+
+def lssvwm(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([*LSSVWM, *args], cwd=REPO, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"lssvwm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "minigrid"
+    lssvwm("collect", "--env", "minigrid-memory", "--policy", "random", "--episodes", "4", "--steps", "40",
+           "--workers", "1", "--out", str(out), "--seed", "0")
+    return out
+
+
+def train(dataset: Path, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    return lssvwm("train", "--data", str(dataset), "--out", str(out), "--preset", "tiny", "--threads", "1",
+                  *extra, check=check)
+
+
+@pytest.fixture(scope="module")
+def finished_run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "full"
+    train(dataset, out)
+    return out
+
+
+def test_train_end_to_end(finished_run):
+    state = json.loads((finished_run / "checkpoint" / "training_state.json").read_text())
+    assert state["progress"]["stage"] == "done"
+    assert state["progress"]["dynamics_step"] == 10  # tiny curriculum: 6 + 4 steps
+    stages = [m["stage"] for m in state["progress"]["metrics"]]
+    assert stages[0] == "autoencoder" and "dynamics" in stages
+    model = load_world_model(finished_run)
+    assert torch.all(model.latent_std > 0) and not torch.allclose(model.latent_std, torch.ones_like(model.latent_std))
+    for name in ("model_card.md", "metrics.csv", "latents_train.safetensors"):
+        assert (finished_run / name).exists(), name
+    assert list((finished_run / "samples").glob("*.mp4"))
+    assert list((finished_run / "tensorboard").iterdir())
+    card = (finished_run / "model_card.md").read_text()
+    assert "rollout_psnr" in card and "tiny" in card
+
+
+def test_resume_after_kill_matches_uninterrupted(dataset, finished_run, tmp_path):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*LSSVWM, "train", "--data", str(dataset), "--out", str(out), "--preset", "tiny",
+                             "--threads", "1"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    state_file = out / "checkpoint" / "training_state.json"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:  # kill once a dynamics checkpoint exists
+            if state_file.exists():
+                try:
+                    if json.loads(state_file.read_text())["progress"]["dynamics_step"] >= 4:
+                        break
+                except (json.JSONDecodeError, KeyError, FileNotFoundError):
+                    pass
+            if proc.poll() is not None:
+                pytest.fail("training finished before it could be killed")
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    killed_at = json.loads(state_file.read_text())["progress"]["dynamics_step"]
+    assert 4 <= killed_at < 10
+    result = train(dataset, out, "--resume")
+    assert f"dynamics step {killed_at}" in result.stdout + result.stderr
+    resumed = load_file(str(out / "checkpoint" / "model.safetensors"))
+    uninterrupted = load_file(str(finished_run / "checkpoint" / "model.safetensors"))
+    assert resumed.keys() == uninterrupted.keys()
+    for name in resumed:
+        assert torch.allclose(resumed[name], uninterrupted[name], atol=1e-6), name
+
+
+def test_resume_with_other_config_names_fields(dataset, finished_run, tmp_path):
+    import shutil
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run, out)
+    result = train(dataset, out, "--resume", "--set", "dynamics_training.lr=0.5", "--set", "seed=3", check=False)
+    assert result.returncode == 1
+    assert "dynamics_training.lr" in result.stderr and "seed" in result.stderr
+
+
+def test_existing_run_without_resume_is_refused(dataset, finished_run):
+    result = train(dataset, finished_run, check=False)
+    assert result.returncode == 1 and "--resume" in result.stderr
+
+
+def test_nan_loss_stops_with_step_and_checkpoint(dataset, tmp_path):
+    out = tmp_path / "nan"
+    result = train(dataset, out, "--set", "autoencoder_training.lr=1e30", check=False)
+    assert result.returncode == 1
+    assert "loss is" in result.stderr and "at step" in result.stderr
+    assert (out / "checkpoint" / "model.safetensors").exists()
+
+
+def test_bad_data_directory(tmp_path):
+    result = train(tmp_path / "missing", tmp_path / "run", check=False)
+    assert result.returncode == 1
+    assert str(tmp_path / "missing") in result.stderr
+
+
+def test_two_processes_keep_parameters_identical(dataset, tmp_path):
+    """torchrun with 2 CPU processes (gloo): each rank saves its own parameters at the end; they match,
+    and differ from the initial ones."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, LSSVWM_SAVE_RANK_WEIGHTS="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         "-m", "lssvwm_env.training.train", "--data", str(dataset), "--out", str(out), "--preset", "tiny",
+         "--threads", "1", "--set", "dynamics_training.curriculum=[{\"window\": 8, \"iterations\": 3, \"batch_size\": 1}]",
+         "--set", "autoencoder_training.iterations=4"],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = load_file(str(out / "rank0_weights.safetensors"))
+    rank1 = load_file(str(out / "rank1_weights.safetensors"))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    card = (out / "model_card.md").read_text()
+    assert "processes: 2" in card
