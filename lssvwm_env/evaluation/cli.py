@@ -1,0 +1,119 @@
+"""`lssvwm eval`: the memory benchmark and the ablations.
+
+    lssvwm eval memory --data data/mm9-retrace --task retrieval --context 400 --generate 400 --out evals/retrieval
+    lssvwm eval memory --checkpoint runs/cpu-mm9 --data data/mm9 --task reasoning --out evals/reasoning
+    lssvwm eval ablations --data data/mm9-retrace --preset cpu --iterations 1000 --out evals/ablations
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_memory_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=("retrieval", "reasoning"), default="retrieval",
+                        help="retrieval: retrace episodes, paper 400 + 400 frames; reasoning: the continuation "
+                             "of a trajectory, paper 576 + 224 (default retrieval)")
+    parser.add_argument("--context", type=int, default=None, metavar="Lc",
+                        help="frames of real context (default: the paper's for the task)")
+    parser.add_argument("--generate", type=int, default=None, metavar="Lg",
+                        help="frames generated from the real actions alone (default: the paper's for the task); "
+                             "shorter episodes shrink both lengths in proportion, with a message")
+    parser.add_argument("--episodes", type=int, default=8, help="episodes evaluated (default 8)")
+    parser.add_argument("--split", default="eval", choices=("eval", "train"), help="dataset split (default eval)")
+    parser.add_argument("--sampling-steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
+    parser.add_argument("--heading-tolerance", type=float, default=45.0, metavar="DEG",
+                        help="same view = same maze cell and heading within DEG degrees (default 45)")
+    parser.add_argument("--batch-size", type=int, default=4, help="episodes generated together (default 4)")
+    parser.add_argument("--videos", type=int, default=2, help="episodes written as mp4 (default 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
+    memory = sub.add_parser("memory", help="generate from actions after real context; PSNR/SSIM against the real frames",
+                            description="Prime the model on Lc real frames, generate Lg frames from the recorded "
+                                        "actions alone, and compare them with the real frames: PSNR and SSIM per "
+                                        "frame, over time, against the gap since the view was last seen, beside "
+                                        "the autoencoder's ceiling. Writes OUT/metrics.json, PNG plots and videos.")
+    memory.add_argument("--checkpoint", type=Path, default=None,
+                        help="run or checkpoint directory (default: the model shipped with the package)")
+    memory.add_argument("--data", type=Path, required=True, help="dataset directory (lssvwm collect)")
+    memory.add_argument("--out", type=Path, required=True, help="output directory: metrics.json, PNG plots, videos/")
+    _add_memory_options(memory)
+    memory.add_argument("--device", default="cpu")
+
+    ablations = sub.add_parser("ablations", help="train every variant on the same data and budget, evaluate each",
+                               description="Train each variant with `lssvwm train` (same data, preset, seed and "
+                                           "steps), run `eval memory` on each, write OUT/ablations.md, .json and "
+                                           ".png. Re-running the same command resumes.")
+    ablations.add_argument("--data", type=Path, required=True, help="training dataset; its eval split is evaluated")
+    ablations.add_argument("--eval-data", type=Path, default=None, help="evaluate on this dataset instead (same env)")
+    ablations.add_argument("--out", type=Path, required=True, help="output directory (runs/, eval/, ablations.md)")
+    ablations.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "paper"))
+    ablations.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
+                           help="ours causal_attn local_attn ssm block1 no_long_context (default: all)")
+    ablations.add_argument("--iterations", type=int, default=None,
+                           help="dynamics steps per variant, spread over the preset's curriculum (default: the preset's)")
+    ablations.add_argument("--causal-window", type=int, default=None,
+                           help="frames the causal-attention baseline attends to (default: its longest training window)")
+    ablations.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                           help="a training override applied to every variant (as lssvwm train --set)")
+    _add_memory_options(ablations)
+
+
+def _memory_config(args: argparse.Namespace):
+    from lssvwm_env.evaluation.memory import MemoryEvalConfig
+    return MemoryEvalConfig(task=args.task, context=args.context, generate=args.generate, episodes=args.episodes,
+                            split=args.split, sampling_steps=args.sampling_steps,
+                            heading_tolerance_deg=args.heading_tolerance, batch_size=args.batch_size,
+                            seed=args.seed, videos=args.videos)
+
+
+def _print_summary(metrics: dict, out: Path) -> None:
+    s = metrics["settings"]
+    print(f"{metrics['task']}: {len(metrics['data']['evaluated_episodes'])} episode(s), {s['context']} context + "
+          f"{s['generate']} generated frames: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} "
+          f"(autoencoder ceiling {metrics['ceiling']['psnr']:.2f} dB, {metrics['ceiling']['ssim']:.3f})")
+    for kind, split in (metrics["splits"] or {}).items():
+        if split["frames"]:
+            print(f"  {kind:22} {split['frames']:6d} frames: PSNR {split['psnr']:.2f} dB, SSIM {split['ssim']:.3f}")
+    print(f"  {metrics['lpips_note']}")
+    print(f"wrote {out / 'metrics.json'}, {', '.join(v for k, v in metrics['files'].items() if k != 'videos')}, "
+          f"{len(metrics['files']['videos'])} video(s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from data_collection.dataset import DatasetError
+    from lssvwm_env.checkpoint import CheckpointError
+    from lssvwm_env.config_io import ConfigError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        config = _memory_config(args)
+        if args.eval_command == "memory":
+            from lssvwm_env.checkpoint import load_world_model
+            from lssvwm_env.evaluation.memory import evaluate_memory
+            model = load_world_model(args.checkpoint, device=args.device)
+            metrics = evaluate_memory(model, args.data, config, args.out, args.checkpoint)
+            _print_summary(metrics, args.out)
+            return 0
+        from lssvwm_env.evaluation.ablations import ABLATIONS, run_ablations
+        results = run_ablations(args.data, args.out, args.preset, args.variants or list(ABLATIONS), args.iterations,
+                                args.causal_window, args.overrides, config, args.eval_data, args.threads)
+        print((args.out / "ablations.md").read_text())
+        print(f"wrote {args.out / 'ablations.md'}, {args.out / 'ablations.json'}")
+        return 1 if any("error" in e for e in results["variants"].values()) else 0
+    except CheckpointError as err:
+        hint = (" (the shipped model is not there yet: pass --checkpoint RUN_DIR)"
+                if getattr(args, "checkpoint", 0) is None else "")
+        print(f"lssvwm eval: error: {err}{hint}", file=sys.stderr)
+    except (DatasetError, ConfigError, ValueError) as err:
+        print(f"lssvwm eval: error: {err}", file=sys.stderr)
+    return 1

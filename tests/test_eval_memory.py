@@ -1,0 +1,116 @@
+"""`lssvwm eval memory` end to end: a tiny real checkpoint on tiny real MiniGrid retrace episodes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from data_collection.dataset import Dataset
+from lssvwm_env.checkpoint import load_world_model, save_world_model
+from lssvwm_env.cli import main as lssvwm
+from lssvwm_env.evaluation.memory import plan_episodes
+from lssvwm_env.evaluation.metrics import psnr, ssim
+from lssvwm_env.models.world_model import WorldModel
+from lssvwm_env.presets import tiny
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def minigrid_retrace(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "mg"
+    assert lssvwm(["collect", "--env", "minigrid-fourrooms", "--policy", "retrace", "--episodes", "3", "--steps", "60",
+                   "--out", str(out), "--seed", "3", "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    config = tiny().model
+    config.backbone.action.n = 7  # MiniGrid's actions
+    return save_world_model(WorldModel(config), tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+def test_eval_memory_writes_metrics_plots_and_videos(minigrid_retrace, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "retrieval"
+    assert lssvwm(["eval", "memory", "--checkpoint", str(tiny_checkpoint), "--data", str(minigrid_retrace),
+                   "--task", "retrieval", "--context", "24", "--generate", "20", "--episodes", "2", "--split", "train",
+                   "--sampling-steps", "1", "--threads", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(m["psnr"]) and math.isfinite(m["ssim"]) and 0 < m["psnr"] < 100 and -1 <= m["ssim"] <= 1
+    assert f"PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f}" in printed
+    s = m["settings"]
+    assert (s["context"], s["generate"], s["clamped"], s["sampling_steps"]) == (24, 20, False, 1)
+    assert m["data"]["evaluated_episodes"] == [0, 2] and m["data"]["policy"] == "retrace"
+    assert m["lpips"] is None and "LPIPS not computed" in m["lpips_note"]
+
+    per_frame = {k: np.array(m["per_frame"][k]) for k in ("psnr", "ssim", "ceiling_psnr", "ceiling_ssim")}
+    assert all(v.shape == (2, 20) for v in per_frame.values())
+    assert m["psnr"] == pytest.approx(per_frame["psnr"].mean()) and m["ssim"] == pytest.approx(per_frame["ssim"].mean())
+    assert len(m["curves"]["time"]["psnr"]) == 20
+
+    # The ceiling is the autoencoder's reconstruction of exactly the real frames [24, 44).
+    model = load_world_model(tiny_checkpoint)
+    dataset = Dataset.open(minigrid_retrace)
+    truth = torch.stack([torch.from_numpy(dataset.load_episode(i)["frames"][24:44]) for i in (0, 2)])
+    reconstructed = model.decode(model.encode(truth))
+    np.testing.assert_allclose(per_frame["ceiling_psnr"], psnr(reconstructed, truth).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(per_frame["ceiling_ssim"], ssim(reconstructed, truth).numpy(), rtol=1e-6, atol=1e-9)
+
+    # Every generated frame is in exactly one split; the split means are those of its frames.
+    kinds = np.array(m["per_frame"]["kind"])
+    assert sum(x["frames"] for x in m["splits"].values()) == 40
+    assert m["splits"]["memory"]["frames"] > 0  # retrace walks the context's path again
+    for kind, split in m["splits"].items():
+        if split["frames"]:
+            assert split["psnr"] == pytest.approx(per_frame["psnr"][kinds == kind].mean())
+    gaps = m["per_frame"]["gap"]
+    binned = sum(b["frames"] for b in m["curves"]["gap"]["bins"]) + m["curves"]["gap"]["never"]["frames"]
+    assert binned == 40 and sum(g is None for row in gaps for g in row) == m["curves"]["gap"]["never"]["frames"]
+
+    for key in ("time_plot", "gap_plot", "filmstrip"):
+        image = iio.imread(out / m["files"][key])
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 400
+    assert len(m["files"]["videos"]) == 2
+    video = iio.imread(out / m["files"]["videos"][0])  # (frames, H, W, 3): ground truth | generated | error
+    assert video.shape[0] == 20 and video.shape[1] == 256 and video.shape[2] == 3 * 256 + 8
+
+
+def test_eval_memory_clamps_to_short_episodes(minigrid_retrace, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "reasoning"
+    assert lssvwm(["eval", "memory", "--checkpoint", str(tiny_checkpoint), "--data", str(minigrid_retrace),
+                   "--task", "reasoning", "--episodes", "1", "--videos", "0", "--sampling-steps", "1",
+                   "--threads", "1", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "no episode has 800 frames (context 576 + generate 224)" in captured.out
+    assert "meant for `--policy random or explore` episodes" in captured.out
+    m = json.loads((out / "metrics.json").read_text())
+    s = m["settings"]
+    # 60-frame episodes: 576:224 of 60 frames.
+    assert (s["context"], s["generate"], s["clamped"]) == (43, 17, True)
+    assert s["requested"] == {"context": 576, "generate": 224} and "collect longer episodes" in s["clamp_note"].lower()
+    assert m["data"]["evaluated_episodes"] == [1] and m["files"]["videos"] == []
+    assert math.isfinite(m["psnr"]) and math.isfinite(m["ssim"])
+
+
+def test_plan_episodes_prefers_long_enough_episodes():
+    plan = plan_episodes({0: 50, 1: 120, 2: 100, 3: 130}, 60, 40, 2)
+    assert (plan.indices, plan.context, plan.generate, plan.note) == ([1, 2], 60, 40, None)
+    plan = plan_episodes({0: 50, 1: 80, 2: 70}, 60, 40, 2)
+    assert (plan.indices, plan.context, plan.generate, plan.clamped) == ([1, 2], 42, 28, True)
+
+
+def test_eval_memory_refuses_a_model_of_another_env(minigrid_retrace, tmp_path, capsys):
+    six_actions = save_world_model(WorldModel(tiny().model), tmp_path / "six")
+    assert lssvwm(["eval", "memory", "--checkpoint", str(six_actions), "--data", str(minigrid_retrace),
+                   "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "has 7 actions, the model 6" in err and "trained on another env" in err
+    assert not (tmp_path / "x" / "metrics.json").exists()
