@@ -51,6 +51,8 @@ def test_eval_ablations_trains_evaluates_and_resumes(tmp_path, capsys):
         assert config["model"]["backbone"]["action"]["n"] == 7  # taken from the dataset
         assert [s["iterations"] for s in config["dynamics_training"]["curriculum"]] == [2, 1]  # tiny's 6 + 4, scaled
         assert metrics["checkpoint"]["variant"] == name
+        assert metrics["checkpoint"]["training"]["dynamics_steps"] == 3
+        assert metrics["checkpoint"]["training_data"]["env"] == "minigrid-fourrooms"
         assert f"| {ABLATIONS[name].label} | {metrics['psnr']:.2f} | {metrics['ssim']:.3f} |" in table
     causal = json.loads((out / "runs" / "causal_attn" / "checkpoint" / "config.json").read_text())
     assert causal["model"]["causal_window"] == 16  # the longest training window

@@ -225,28 +225,35 @@ def checkpoint_info(checkpoint: str | Path | None, model) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "autoencoder_parameters": sum(p.numel() for p in model.autoencoder.parameters()),
     }
+    card = directory / "model_card.md"
+    card_text = card.read_text() if card.exists() else ""
     training_state = directory / "training_state.json"
+    # A training run's checkpoint holds its counters; an exported inference checkpoint keeps only the
+    # model card `lssvwm train` wrote, whose lines "autoencoder steps N/..", "dynamics steps N/..",
+    # "wall time: M min" say the same.
     if training_state.exists():
         progress = json.loads(training_state.read_text()).get("progress", {})
-        dynamics = config.get("dynamics_training", {})
+        counters = {"autoencoder_steps": progress.get("autoencoder_step"), "dynamics_steps": progress.get("dynamics_step"),
+                    "wall_time_min": round(progress.get("wall_time_s", 0.0) / 60, 1)}
+    else:
+        found = [re.search(pattern, card_text) for pattern in
+                 (r"autoencoder steps (\d+)", r"dynamics steps (\d+)", r"wall time: ([\d.]+) min")]
+        counters = ({"autoencoder_steps": int(found[0].group(1)), "dynamics_steps": int(found[1].group(1)),
+                     "wall_time_min": float(found[2].group(1))} if all(found) else None)
+    if counters:
         info["training"] = {
-            "stage": progress.get("stage"),
-            "autoencoder_steps": progress.get("autoencoder_step"),
-            "dynamics_steps": progress.get("dynamics_step"),
-            "wall_time_min": round(progress.get("wall_time_s", 0.0) / 60, 1),
-            "curriculum": dynamics.get("curriculum"),
+            **counters,
+            "curriculum": config.get("dynamics_training", {}).get("curriculum"),
             "long_context_prob": config.get("model", {}).get("diffusion", {}).get("long_context_prob"),
         }
-    card = directory / "model_card.md"
-    if card.exists():
-        found = re.search(r"^- data: `([^`]*)`", card.read_text(), flags=re.MULTILINE)
-        if found:
-            info["training_data"] = {"path": found.group(1)}
-            from data_collection.dataset import Dataset, DatasetError
-            try:  # the path is as `lssvwm train` was given it: relative to where it ran
-                info["training_data"].update(dataset_info(Dataset.open(found.group(1))))
-            except (DatasetError, OSError):  # moved or deleted data only loses a line of the report
-                pass
+    found = re.search(r"^- data: `([^`]*)`", card_text, flags=re.MULTILINE)
+    if found:
+        info["training_data"] = {"path": found.group(1)}
+        from data_collection.dataset import Dataset, DatasetError
+        try:  # the path is as `lssvwm train` was given it: relative to where it ran
+            info["training_data"].update(dataset_info(Dataset.open(found.group(1))))
+        except (DatasetError, OSError):  # moved or deleted data only loses a line of the report
+            pass
     return info
 
 
