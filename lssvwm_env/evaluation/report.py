@@ -136,7 +136,7 @@ def summary_section(inputs: Inputs) -> list[str]:
         if paper:
             line += f"; the paper reports {paper.ssim:.3f} / {paper.psnr:.1f} dB on Memory Maze ({paper.context} + {paper.generate})"
         verdict = memory_verdict(m["splits"]) if m.get("splits") else None
-        items.append(line + "." + (" " + verdict.split(". ", 1)[1] if verdict else ""))
+        items.append(line + "." + (f" {verdict[1]}" if verdict else ""))
     for path, a in inputs.ablations:
         scored = {n: e for n, e in a["variants"].items() if "metrics" in e}
         if scored:
@@ -152,9 +152,9 @@ def summary_section(inputs: Inputs) -> list[str]:
             k = max(set(data["ours"]["latency_ms"]) & set(data["causal_attn"]["latency_ms"]), key=int, default=None)
             if k is not None:
                 o, c = data["ours"], data["causal_attn"]
-                items.append(f"**Cost** at frame {k}: ours {o['latency_ms'][k]:.1f} ms and {o['state_mb'][k]:.2f} MB of "
-                             f"state per frame, causal attention {c['latency_ms'][k]:.1f} ms and {c['state_mb'][k]:.2f} MB "
-                             f"({c['latency_ms'][k] / o['latency_ms'][k]:.1f}x the latency).")
+                items.append(f"**Cost** at frame {k}: ours {o['latency_ms'][k]:.1f} ms per frame with a "
+                             f"{o['state_mb'][k]:.2f} MB state, causal attention {c['latency_ms'][k]:.1f} ms with "
+                             f"{c['state_mb'][k]:.2f} MB ({c['latency_ms'][k] / o['latency_ms'][k]:.1f}x the latency).")
     return ["## Summary", "", *[f"- {item}" for item in items], ""] if items else []
 
 
@@ -265,7 +265,7 @@ def memory_section(path: Path, m: dict, figures: Figures, slug: str) -> list[str
                   f"{c['psnr'] - m['psnr']:.2f} |", ""]
         verdict = memory_verdict(splits)
         if verdict:
-            lines += [verdict, ""]
+            lines += [" ".join(verdict), ""]
     else:
         lines += [f"{m['definitions'].get('note', '')}", ""]
     files = m["files"]
@@ -283,20 +283,20 @@ def memory_section(path: Path, m: dict, figures: Figures, slug: str) -> list[str
     return lines
 
 
-def memory_verdict(splits: dict) -> str | None:
-    """One sentence on whether remembered views come out better than new ones, measured as the distance
-    below the ceiling of the same frames (which removes how hard each kind of view is to encode)."""
+def memory_verdict(splits: dict) -> tuple[str, str] | None:
+    """(measurement, conclusion): do remembered views come out better than new ones, measured as the
+    distance below the ceiling of the same frames (which removes how hard each kind of view is to encode)."""
     mem, novel = splits["memory"], splits["novel"]
     if not (mem["frames"] and novel["frames"]):
         return None
     below_mem, below_novel = mem["ceiling_psnr"] - mem["psnr"], novel["ceiling_psnr"] - novel["psnr"]
     text = (f"Below the autoencoder ceiling of the same frames: {below_mem:.2f} dB on views the context showed, "
-            f"{below_novel:.2f} dB on new views. ")
+            f"{below_novel:.2f} dB on new views.")
     if below_novel - below_mem > 0.5:
-        return text + "Remembered views come out closer to what the autoencoder can reproduce: the model draws on its memory."
+        return text, "Remembered views come out closer to what the autoencoder can reproduce: the model draws on its memory."
     if below_mem - below_novel > 0.5:
-        return text + "Remembered views come out worse than new ones: no sign of retrieval."
-    return text + "The difference is under 0.5 dB: no clear sign of retrieval at this scale."
+        return text, "Remembered views come out worse than new ones: no sign of retrieval."
+    return text, "The difference is under 0.5 dB: no clear sign of retrieval at this scale."
 
 
 def ablations_section(path: Path, a: dict, figures: Figures, slug: str) -> list[str]:
