@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("lssvwm_env.export", "make an inference checkpoint (weights, config, context) from a run"),
     "play": ("lssvwm_env.envs.play", "drive the world model from the keyboard or write a video"),
     "eval": ("lssvwm_env.evaluation.cli", "memory benchmarks and ablations"),
+    "pipeline": ("lssvwm_env.pipeline", "the end-to-end paths: main job on the shipped model, or --from-scratch"),
     "report": ("lssvwm_env.evaluation.report", "write a markdown report for a run"),
 }
 

@@ -452,6 +452,9 @@ def run(args: argparse.Namespace) -> int:
     from data_collection.dataset import DatasetError
     try:
         config = build_config(args.preset, args.overrides)
+        # The action space comes from the data, whatever the preset says.
+        from data_collection.dataset import Dataset
+        config.model.backbone.action.n = Dataset.open(args.data).manifest.num_actions
         if args.threads:
             config.threads = args.threads
         if config.threads:
@@ -459,7 +462,9 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device(args.device)
         if device.type == "cuda" and "LOCAL_RANK" in os.environ:
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        Trainer(config, args.data, args.out, device, args.resume, list(sys.argv), args.allow_changes).run()
+        launched_as_cli = sys.argv[0].endswith(("cli.py", "lssvwm"))
+        command = ["lssvwm", *sys.argv[1:]] if launched_as_cli else ["python", "-m", __spec__.name, *sys.argv[1:]]
+        Trainer(config, args.data, args.out, device, args.resume, command, args.allow_changes).run()
     except (ConfigError, CheckpointError, DatasetError, TrainingStopped, ValueError) as err:
         print(f"lssvwm train: error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,193 @@
+"""`lssvwm pipeline`: the README's end-to-end paths, as a list of the same commands a user would type.
+
+    lssvwm pipeline --out out/main                  the main job on the shipped default model:
+        collect a few real retrace episodes -> memory benchmark of the model -> horizon benchmark ->
+        PPO inside LSSVWM-Memory-v0 -> evaluation in the real env (and of a random policy) -> report
+    lssvwm pipeline --out out/scratch --from-scratch
+        the whole path from nothing: collect a dataset -> train a world model -> export it -> the same
+        steps on that model
+
+Each stage runs as its own process and leaves a stamp in OUT/stages/ when it finishes, so re-running
+the command skips finished stages and resumes an interrupted one (collection and training resume
+themselves). OUT/pipeline.json records each stage's command and wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+LSSVWM = [sys.executable, "-m", "lssvwm_env.cli"]
+
+# Real env -> the registered imagined id whose model it trains.
+IMAGINED_ID = {"memory-maze-9x9": "LSSVWM-Memory-v0", "minigrid-memory": "LSSVWM-MiniGrid-v0"}
+
+
+@dataclass
+class Scale:
+    """Budgets of one pipeline run. The defaults fit the 10-minute main job on 2 CPU cores."""
+    retrace_episodes: int = 2
+    retrace_steps: int = 300
+    context: int = 200  # retrieval: the first two thirds are context, the last third is the memory test
+    generate: int = 100
+    agent_timesteps: int = 1024
+    agent_envs: int = 8
+    agent_max_episode_steps: int = 128
+    eval_episodes: int = 2
+    eval_max_steps: int = 200
+    horizon_frames: str = "10,100,1000"
+    # --from-scratch only
+    data_episodes: int = 12
+    data_steps: int = 300
+    preset: str = "cpu"
+    train_overrides: list[str] = field(default_factory=lambda: [
+        "autoencoder_training.iterations=300",
+        'dynamics_training.curriculum=[{"window": 32, "iterations": 150, "batch_size": 4}, '
+        '{"window": 96, "iterations": 20, "batch_size": 2}]',
+        "dynamics_training.eval_every=50"])
+
+
+TINY_SCALE = Scale(retrace_episodes=2, retrace_steps=60, context=40, generate=20, agent_timesteps=128,
+                   agent_envs=2, agent_max_episode_steps=32, eval_episodes=1, eval_max_steps=30,
+                   horizon_frames="10,50", data_episodes=4, data_steps=60, preset="tiny", train_overrides=[])
+
+
+@dataclass
+class Stage:
+    name: str
+    command: list[str] = field(default_factory=list)
+    stdout: Path | None = None  # capture stdout here (for commands that print JSON)
+    action: Callable[[], object] | None = None  # in-process work instead of a command
+
+
+def stages(out: Path, env: str, from_scratch: bool, scale: Scale, workers: int, threads: int) -> list[Stage]:
+    thread_args = ["--threads", str(threads)] if threads else []
+    model_args: list[str] = []
+    result: list[Stage] = []
+    if from_scratch:
+        data, run, model = out / "data", out / "world_model_run", out / "world_model"
+        result += [
+            Stage("collect", [*LSSVWM, "collect", "--env", env, "--policy", "explore", "--episodes",
+                              str(scale.data_episodes), "--steps", str(scale.data_steps), "--workers", str(workers),
+                              "--out", str(data), "--seed", "1"]),
+            Stage("validate", [*LSSVWM, "data", "validate", str(data)]),
+            Stage("train", [*LSSVWM, "train", "--data", str(data), "--out", str(run), "--preset", scale.preset,
+                            *thread_args, *[a for o in scale.train_overrides for a in ("--set", o)]]),
+            Stage("export", [*LSSVWM, "export", str(run), "--data", str(data), "--out", str(model),
+                             "--context-episodes", "1", "--context-frames", str(min(64, scale.data_steps))]),
+        ]
+        model_args = ["--checkpoint", str(model)]
+    retrace = out / "retrace"
+    imagined_id = IMAGINED_ID.get(env)
+    if imagined_id is None:
+        raise SystemExit(f"lssvwm pipeline: no imagined env id for {env!r}; choose from {', '.join(IMAGINED_ID)}")
+    agent, agent_eval = out / "agent", out / "agent_eval"
+    horizon_args = ["--real-history-limit", "100"] + (model_args or [])
+    result += [
+        Stage("collect_retrace", [*LSSVWM, "collect", "--env", env, "--policy", "retrace", "--episodes",
+                                  str(scale.retrace_episodes), "--steps", str(scale.retrace_steps), "--workers",
+                                  str(workers), "--out", str(retrace), "--seed", "100", "--eval-fraction", "0.5"]),
+        Stage("eval_memory", [*LSSVWM, "eval", "memory", *model_args, "--data", str(retrace), "--task", "retrieval",
+                              "--context", str(scale.context), "--generate", str(scale.generate),
+                              "--out", str(out / "memory"), *thread_args]),
+        Stage("bench_horizon", [*LSSVWM, "bench", "horizon", *horizon_args, "--frames", scale.horizon_frames,
+                                "--json", *thread_args], stdout=out / "horizon.json"),
+        Stage("train_agent", [sys.executable, "-m", "agents.train_ppo", "--env", imagined_id, *model_args,
+                              "--algo", "ppo", "--timesteps", str(scale.agent_timesteps), "--num-envs",
+                              str(scale.agent_envs), "--n-steps", str(max(16, scale.agent_timesteps // scale.agent_envs)),
+                              "--batch-size", "64", "--max-episode-steps", str(scale.agent_max_episode_steps),
+                              "--real-env", env, "--eval-episodes", "0", "--out", str(agent), "--overwrite",
+                              *thread_args]),
+        Stage("eval_agent", [sys.executable, "-m", "agents.evaluate", "--policy", str(agent), "--env", env,
+                             "--episodes", str(scale.eval_episodes), "--max-steps", str(scale.eval_max_steps),
+                             "--in-model", *model_args, "--video", str(agent_eval / "agent_episode.mp4"),
+                             "--json", str(agent_eval / "agent.json"), *thread_args]),
+        Stage("eval_random", [sys.executable, "-m", "agents.evaluate", "--policy", "random", "--env", env,
+                              "--episodes", str(scale.eval_episodes), "--max-steps", str(scale.eval_max_steps),
+                              "--json", str(agent_eval / "random.json")]),
+        Stage("agents_table", action=lambda: agents_table(agent_eval)),
+        Stage("report", [*LSSVWM, "report", str(out / "memory"), str(out / "horizon.json"),
+                         str(agent_eval / "agents.md"), *([str(out / "world_model_run")] if from_scratch else []),
+                         "--out", str(out / "report")]),
+    ]
+    return result
+
+
+def agents_table(agent_eval: Path) -> Path:
+    """A markdown table of the agent's and the random policy's returns in the real env."""
+    agent = json.loads((agent_eval / "agent.json").read_text())
+    random_policy = json.loads((agent_eval / "random.json").read_text())
+    rows = [("PPO trained in imagination, real env", agent["real"]),
+            ("PPO trained in imagination, inside the model", agent.get("in_model")),
+            ("random policy, real env", random_policy["real"])]
+    lines = ["## Agents", "", f"Real env: `{agent['env']}`, episodes cut at {agent['max_steps']} steps.", "",
+             "| agent | mean return | std | episodes |", "|---|---|---|---|"]
+    for name, r in rows:
+        if r:
+            lines.append(f"| {name} | {r['mean_return']:.3f} | {r['std_return']:.3f} | {r['episodes']} |")
+    path = agent_eval / "agents.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_stage(stage: Stage, stamps: Path) -> float:
+    stamp = stamps / f"{stage.name}.done"
+    if stamp.exists() and json.loads(stamp.read_text()).get("command") == stage.command:
+        print(f"[pipeline] {stage.name}: done before, skipped", flush=True)
+        return 0.0
+    print(f"[pipeline] {stage.name}: {shlex.join(stage.command)}", flush=True)
+    start = time.time()
+    if stage.stdout is not None:
+        tmp = stage.stdout.with_name(stage.stdout.name + ".tmp")
+        with open(tmp, "w") as f:
+            result = subprocess.run(stage.command, stdout=f)
+        if result.returncode == 0:
+            tmp.replace(stage.stdout)
+    else:
+        result = subprocess.run(stage.command)
+    if result.returncode != 0:
+        raise SystemExit(f"[pipeline] stage {stage.name} failed (exit {result.returncode}); fix the cause and "
+                         "re-run the same command: finished stages are skipped")
+    elapsed = time.time() - start
+    stamp.write_text(json.dumps({"command": stage.command, "seconds": elapsed}))
+    return elapsed
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/main"), help="output directory (default out/main)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="collect a dataset and train the world model first, instead of the shipped model")
+    parser.add_argument("--env", default="memory-maze-9x9", choices=sorted(IMAGINED_ID), help="the real env")
+    parser.add_argument("--scale", default="small", choices=("small", "tiny"),
+                        help="small: the README's budgets; tiny: seconds-long stages (the tests)")
+    parser.add_argument("--workers", type=int, default=2, help="collection workers")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per stage (0: default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    scale = TINY_SCALE if args.scale == "tiny" else Scale()
+    out = args.out
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    plan = stages(out, args.env, args.from_scratch, scale, args.workers, args.threads)
+    record_path = out / "pipeline.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    start = time.time()
+    for stage in plan:
+        if stage.action is not None:
+            stage.action()
+            continue
+        seconds = run_stage(stage, out / "stages")
+        if seconds:
+            record[stage.name] = {"command": shlex.join(stage.command), "seconds": round(seconds, 1)}
+            record_path.write_text(json.dumps(record, indent=2))
+    total = sum(r["seconds"] for r in record.values())
+    print(f"[pipeline] finished in {time.time() - start:.0f} s this run ({total:.0f} s over all runs)")
+    print(f"[pipeline] report: {out / 'report' / 'report.md'}")
+    return 0
