@@ -58,6 +58,14 @@ def test_eval_ablations_trains_evaluates_and_resumes(tmp_path, capsys):
     assert causal["model"]["causal_window"] == 16  # the longest training window
     assert (out / "ablations.png").stat().st_size > 10_000
 
+    # The report puts the table, the figure and a row per variant beside the paper's.
+    assert lssvwm(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert table.strip().splitlines()[-1] in report and "](figures/ablations/ablations.png)" in report
+    assert (tmp_path / "report" / "figures" / "ablations" / "ablations.png").is_file()
+    assert "lssvwm ablation — causal attention, window-limited (no SSM) (`ablations`, minigrid-fourrooms)" in report
+    assert "| 0.829 | 26.4 |" in report
+
     # The same command again resumes: finished runs are not trained again.
     state = out / "runs" / "ours" / "checkpoint" / "training_state.safetensors"
     before = state.stat().st_mtime_ns
