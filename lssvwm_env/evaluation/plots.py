@@ -126,11 +126,10 @@ def plot_memory_vs_gap(metrics: dict, path: Path) -> Path:
         ax.set_xlabel("gap: frames since the agent last had this view")
         ax.set_ylabel(unit)
         ax.grid(alpha=0.3)
-        low = min(v for v in values + ceiling if v is not None)
-        for xi, r in zip(x, rows):
-            ax.annotate(f"n={r['frames']}", (xi, low), textcoords="offset points", xytext=(0, -2),
-                        ha="center", va="top", fontsize=6.5, color="#555555")
-        ax.margins(y=0.12)
+        for xi, r in zip(x, rows):  # frame counts along the top edge, clear of the data
+            ax.annotate(f"n={r['frames']}", (xi, 1.0), xycoords=("data", "axes fraction"), textcoords="offset points",
+                        xytext=(0, -3), ha="center", va="top", fontsize=7, color="#555555")
+        ax.margins(y=0.15)
         if column == 0:
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(_title(metrics) + f"; same view = same cell, heading within "

@@ -349,9 +349,9 @@ def document_section(path: Path) -> list[str]:
 
 
 def run_section(path: Path) -> list[str]:
-    card = path / "model_card.md"
+    card = path / "checkpoint" / "model_card.md"  # written with the weights the evaluations loaded
     if not card.exists():
-        card = path / "checkpoint" / "model_card.md"
+        card = path / "model_card.md"
     if not card.exists():
         return [f"## Training run `{path.name}`", "", "No model card found.", ""]
     text = card.read_text().strip()
