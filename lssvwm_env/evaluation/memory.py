@@ -352,7 +352,7 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
         } if has_pose else {"note": "the dataset records no agent pose: no gap curve and no memory / novel split"},
         "timing": {"observe_s": rollouts.observe_s, "generate_s": rollouts.generate_s,
                    "ms_per_generated_frame": 1000 * rollouts.generate_s / max(1, total),
-                   "batch_size": config.batch_size, "threads": torch.get_num_threads(),
+                   "batch_size": min(config.batch_size, len(episodes)), "threads": torch.get_num_threads(),
                    "wall_time_s": None},
         "curves": summary["curves"],
         "per_frame": {
