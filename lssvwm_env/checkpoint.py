@@ -85,7 +85,7 @@ def write_checkpoint_dir(run_dir: Path, files: dict[str, bytes | dict | dict[str
     """Write a checkpoint directory atomically: everything goes into RUN/checkpoint.tmp, which then
     replaces RUN/checkpoint. `files`: name -> JSON-able dict (*.json), tensors (*.safetensors) or
     text bytes (anything else)."""
-    tmp, final, old = run_dir / "checkpoint.tmp", run_dir / "checkpoint", run_dir / "checkpoint.old"
+    tmp, final = run_dir / "checkpoint.tmp", run_dir / "checkpoint"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -103,12 +103,19 @@ def write_checkpoint_dir(run_dir: Path, files: dict[str, bytes | dict | dict[str
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"could not write a checkpoint in {run_dir} ({err}); the previous checkpoint "
                               "is untouched") from err
+    replace_directory(tmp, final)
+    return final
+
+
+def replace_directory(new: Path, final: Path) -> None:
+    """Put directory `new` in place of `final`: two renames, so a kill leaves `final` or `final.old`
+    (which `resolve_checkpoint_dir` also reads), never a half-written directory."""
+    old = final.with_name(final.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         os.replace(final, old)
-    os.replace(tmp, final)
+    os.replace(new, final)
     shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def save_world_model(model: WorldModel, checkpoint_dir: str | Path) -> Path:

@@ -6,14 +6,13 @@ ships in `lssvwm_env/checkpoints/default/` is made."""
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
 
 
 def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, context_frames: int) -> Path:
-    from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
+    from lssvwm_env.checkpoint import load_world_model, replace_directory, resolve_checkpoint_dir
     from lssvwm_env.envs.context import write_context_file
 
     source = resolve_checkpoint_dir(run)
@@ -25,12 +24,7 @@ def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, c
         if (source / name).exists():
             shutil.copy2(source / name, tmp / name)
     write_context_file(tmp, data, episodes=context_episodes, frames=context_frames)
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(tmp, out)
     return out
 
 

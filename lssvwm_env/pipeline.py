@@ -37,7 +37,7 @@ class Scale:
     retrace_steps: int = 300
     context: int = 200  # retrieval: the first two thirds are context, the last third is the memory test
     generate: int = 100
-    agent_timesteps: int = 1024
+    agent_timesteps: int = 4096
     agent_envs: int = 8
     agent_max_episode_steps: int = 128
     eval_episodes: int = 2
@@ -101,7 +101,7 @@ def stages(out: Path, env: str, from_scratch: bool, scale: Scale, workers: int, 
                                 "--json", *thread_args], stdout=out / "horizon.json"),
         Stage("train_agent", [sys.executable, "-m", "agents.train_ppo", "--env", imagined_id, *model_args,
                               "--algo", "ppo", "--timesteps", str(scale.agent_timesteps), "--num-envs",
-                              str(scale.agent_envs), "--n-steps", str(max(16, scale.agent_timesteps // scale.agent_envs)),
+                              str(scale.agent_envs), "--n-steps", str(max(16, min(128, scale.agent_timesteps // scale.agent_envs))),
                               "--batch-size", "64", "--max-episode-steps", str(scale.agent_max_episode_steps),
                               "--real-env", env, "--eval-episodes", "0", "--out", str(agent), "--overwrite",
                               *thread_args]),

@@ -156,6 +156,8 @@ class Trainer:
                     per_param.setdefault(int(index), {})[name] = value
             optimizer.load_state_dict({"state": per_param, "param_groups": record["param_groups"][prefix]})
         self.progress = Progress(**record["progress"])
+        if self.progress.stage == "done" and self.progress.dynamics_step < self.config.dynamics_training.total_iterations:
+            self.progress.stage = "dynamics"  # a finished run resumed with a longer curriculum
         if record["carried"]:
             template = self.model.initial_state(1)
             tensors = [state[f"carried.{i}"] for i in range(len(template.tensors()))]
