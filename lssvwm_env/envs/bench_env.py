@@ -76,7 +76,8 @@ def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, A
     for _ in range(args.steps):
         batch.step(rng.integers(batch.num_actions, size=num_envs))
     elapsed = time.perf_counter() - start
-    return {"env": f"imagined ({batch.checkpoint_dir})", "num_envs": num_envs, "steps": args.steps * num_envs,
+    return {"env": f"imagined ({Path(batch.checkpoint_dir).name})", "checkpoint": str(batch.checkpoint_dir),
+            "num_envs": num_envs, "steps": args.steps * num_envs,
             "steps_per_s": args.steps * num_envs / elapsed, "ms_per_batch_step": 1000 * elapsed / args.steps,
             "reset_s": reset_s, "state_bytes_per_env": batch.state.nbytes() // num_envs}
 
@@ -88,7 +89,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"{row['env']:<48} unavailable: {row['error']}")
             continue
         state = f"{row['state_bytes_per_env'] / 1024:.1f}" if "state_bytes_per_env" in row else "-"
-        lines.append(f"{row['env'][-48:]:<48} {row['num_envs']:>8} {row['steps_per_s']:>10.1f} "
+        lines.append(f"{row['env'][:48]:<48} {row['num_envs']:>8} {row['steps_per_s']:>10.1f} "
                      f"{row['ms_per_batch_step']:>14.1f} {row['reset_s']:>8.2f} {state:>13}")
     return "\n".join(lines)
 

@@ -63,6 +63,20 @@ class WorldModelState:
             out.extend(value if isinstance(value, list) else [value])
         return out
 
+    def with_tensors(self, tensors: list[torch.Tensor]) -> "WorldModelState":
+        """A state of the same structure holding `tensors` (in the order of `tensors()`): how a state
+        saved as a flat list of safetensors entries is rebuilt."""
+        out, i = {}, 0
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                out[f.name] = list(tensors[i:i + len(value)])
+                i += len(value)
+            else:
+                out[f.name] = tensors[i]
+                i += 1
+        return WorldModelState(**out)
+
     @staticmethod
     def cat(states: list["WorldModelState"]) -> "WorldModelState":
         """Concatenate along the batch. States with growing caches must have equal cache lengths."""

@@ -161,7 +161,7 @@ class Trainer:
         if record["carried"]:
             template = self.model.initial_state(1)
             tensors = [state[f"carried.{i}"] for i in range(len(template.tensors()))]
-            self.carried = unflatten_state(template, tensors)
+            self.carried = template.with_tensors(tensors)
         if self.dist.is_main:
             tqdm.write(f"resumed {self.run_dir} at stage {self.progress.stage}, autoencoder step "
                        f"{self.progress.autoencoder_step}, dynamics step {self.progress.dynamics_step}")
@@ -407,21 +407,6 @@ class Trainer:
             (self.run_dir / "model_card.md").write_text(self.model_card())
             print(f"done: {self.run_dir / 'checkpoint'} (model card: {self.run_dir / 'model_card.md'})")
         self.dist.close()
-
-
-def unflatten_state(template, tensors):
-    from dataclasses import fields
-    from lssvwm_env.models.state import WorldModelState
-    out, i = {}, 0
-    for f in fields(template):
-        value = getattr(template, f.name)
-        if isinstance(value, list):
-            out[f.name] = tensors[i:i + len(value)]
-            i += len(value)
-        else:
-            out[f.name] = tensors[i]
-            i += 1
-    return WorldModelState(**out)
 
 
 def build_config(preset_name: str, overrides: list[str]) -> TrainConfig:
