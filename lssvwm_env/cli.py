@@ -23,7 +23,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lssvwm", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lssvwm", description="Long-context state-space video world models: collect data from real envs, "
+        "train, serve as Gymnasium envs, evaluate memory. `lssvwm COMMAND --help` for each command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
