@@ -104,12 +104,6 @@ class Navigation:
     turn_step_deg: float = 90.0  # rough heading change of one turn action (for time budgets)
     steps_per_cell: float = 1.0  # rough steps to cross one cell (for time budgets)
 
-    @property
-    def move_actions(self) -> tuple[int, ...]:
-        """Actions that only move or turn: what navigation noise samples from."""
-        extra = tuple(a for a in (self.forward_left, self.forward_right) if a is not None)
-        return (self.forward, self.left, self.right) + extra
-
 
 @dataclass(frozen=True)
 class EnvSpec:

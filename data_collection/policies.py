@@ -5,7 +5,7 @@ navigating policies walk the maze on purpose:
 
 - `random`: uniform actions; works on every env.
 - `explore`: repeatedly picks a random reachable cell and walks the shortest path to it, with some
-  action noise, so paths cross and loop over the episode.
+  noise (uniformly random actions, every action of the env), so paths cross and loop over the episode.
 - `retrace`: walks a path out, turns around, walks back to its start, turns to its first heading and
   walks the same path out again. The last third of the episode passes the same cells with the same
   headings as the first third: ground truth for the retrieval benchmark (DESIGN.md, Evaluation).
@@ -224,7 +224,10 @@ def _pose(step: Step) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class ExploreConfig:
-    action_noise: float = 0.1  # probability of a random move instead of the planned action
+    # Probability of a uniformly random action (any of the env's, not only moves) instead of the
+    # planned one: a world model has to see every action to predict what it does, because agents
+    # trained inside the model will try them all.
+    action_noise: float = 0.1
     min_goal_distance: int = 3  # in steps; keeps legs long enough to pass through several places
     stuck_steps: int = 60  # pick a new goal after this many steps without entering a new cell
 
@@ -262,8 +265,7 @@ class ExplorePolicy(Policy):
         if action is None:
             action = self.driver.nav.noop
         if self.rng.random() < self.config.action_noise:
-            moves = self.driver.nav.move_actions
-            action = moves[int(self.rng.integers(len(moves)))]
+            action = int(self.rng.integers(self.spec.action_space.n))
         return int(action)
 
 

@@ -87,6 +87,20 @@ def test_explore_walks_far_and_revisits(env_name, steps, memory_maze):
     assert _returns(cells, min_gap=20) >= 3, f"{len(entries)} cell entries, {distinct} distinct cells"
 
 
+def test_explore_noise_takes_every_action_of_the_env():
+    # Agents trained inside a world model try every action, so the data must show what each one does;
+    # MiniGrid's pickup/drop/toggle/done are no navigation move and come only from the noise.
+    env = make_env("minigrid-fourrooms", max_steps=600)
+    try:
+        episode = _episode(env, "explore", seed=2, steps=600)
+    finally:
+        env.close()
+    counts = np.bincount(episode["actions"], minlength=env.spec.action_space.n)
+    assert (counts > 0).all(), f"action counts {counts.tolist()}"
+    # Mostly planned moves: left, right, forward.
+    assert counts[:3].sum() > 0.85 * counts.sum(), f"action counts {counts.tolist()}"
+
+
 def test_retrace_repeats_its_outward_walk_in_memory_maze(memory_maze):
     steps = 180
     episode = _episode(memory_maze, "retrace", seed=8, steps=steps)
