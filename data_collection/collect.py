@@ -149,6 +149,7 @@ def rollout(
     arrays.update({k: np.stack(v).astype(np.float32) for k, v in poses.items()})
     arrays.update({k: np.asarray(v, dtype=ARRAY_SPECS[k].dtype) for k, v in notes.items()})
     arrays.update(static)
+    arrays["final_frame"] = np.asarray(step.frame, dtype=np.uint8)  # the outcome of the last action
     return arrays
 
 
@@ -243,7 +244,7 @@ def _new_manifest(config: CollectConfig, spec: EnvSpec, policy_annotations: tupl
         episodes_requested=config.episodes,
         obs_shape=FRAME_SHAPE,
         action_space=spec.action_space.to_json(),
-        arrays=tuple(REQUIRED_ARRAYS) + spec.pose_keys + policy_annotations + spec.static_keys,
+        arrays=tuple(REQUIRED_ARRAYS) + spec.pose_keys + policy_annotations + spec.static_keys + ("final_frame",),
         command=config.command(),
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )

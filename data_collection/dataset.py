@@ -16,8 +16,11 @@ Arrays of one episode, all of length T and aligned so that actions[t] is taken a
     agent_dir      (T, 2) float32          optional: facing direction at frames[t]
     retrace_phase  (T,) int8               optional: the retrace policy's phase at step t
     maze_layout    (H, W) uint8            optional, per episode: 0 wall, 1 free, 2 ends the episode
+    final_frame    (64, 64, 3) uint8       optional, per episode: the observation after the last action
 
-The observation after the last action is not stored. Writes are atomic (temporary file in the same
+`final_frame` holds the last transition's outcome: without it, the transition that ends an episode
+(MiniGrid's only reward, every termination) has no frame to learn it from. Datasets written before
+it existed lack it and lose that one transition per episode. Writes are atomic (temporary file in the same
 directory, fsync, os.replace), so a crash leaves either the old file or the new one. Episode files
 are byte-reproducible: the same arrays always give the same bytes and the same sha256.
 """
@@ -72,6 +75,7 @@ ARRAY_SPECS: dict[str, ArraySpec] = {
     "agent_dir": ArraySpec(np.dtype(np.float32), (2,)),
     "retrace_phase": ArraySpec(np.dtype(np.int8), ()),
     "maze_layout": ArraySpec(np.dtype(np.uint8), (None, None), per_step=False),
+    "final_frame": ArraySpec(np.dtype(np.uint8), (None, None, 3), per_step=False),  # (H, W, C) = obs_shape
 }
 REQUIRED_ARRAYS = ("frames", "actions", "rewards", "terminated", "truncated")
 POSE_ARRAYS = ("agent_pos", "agent_dir")
@@ -482,6 +486,8 @@ def check_episode_arrays(
                 problems.append(f"{rel}: field '{name}' has shape {array.shape}, expected {expected}")
             else:
                 steps[name] = array.shape[0]
+        elif name == "final_frame" and tuple(array.shape) != tuple(manifest.obs_shape):
+            problems.append(f"{rel}: field '{name}' has shape {array.shape}, expected {tuple(manifest.obs_shape)}")
         elif array.ndim != len(spec.shape):
             problems.append(f"{rel}: field '{name}' has shape {array.shape}, expected {len(spec.shape)} dimensions")
     counts = set(steps.values())

@@ -58,7 +58,7 @@ def test_collected_dataset_is_valid_and_readable(data, capsys):
     assert [e.split for e in dataset.episodes()] == ["train", "eval", "train", "train"]
     episode = dataset.load_episode(1)
     length = dataset.entry(1).length
-    assert set(episode) == {"frames", "actions", "rewards", "terminated", "truncated", "agent_pos", "agent_dir", "maze_layout"}
+    assert set(episode) == {"frames", "actions", "rewards", "terminated", "truncated", "agent_pos", "agent_dir", "maze_layout", "final_frame"}
     assert episode["frames"].shape == (length, 64, 64, 3) and episode["frames"].dtype == np.uint8
     assert episode["actions"].dtype == np.int64 and episode["rewards"].dtype == np.float32
     assert episode["terminated"].dtype == bool and episode["agent_pos"].shape == (length, 2)
@@ -149,6 +149,14 @@ def test_wrong_dtype_shape_range_and_missing_arrays(data):
     assert "episodes/ep_000000.npz: field 'frames' has shape" in problems
     assert "episodes/ep_000001.npz: field 'actions' has values in [0, 7], outside [0, 7)" in problems
     assert "episodes/ep_000001.npz: field 'agent_pos' has" in problems
+
+
+def test_final_frame_is_the_observation_after_the_last_action(data):
+    episode = Dataset.open(data).load_episode(2)
+    assert episode["final_frame"].shape == episode["frames"].shape[1:]
+    _rewrite_episode(data, 2, final_frame=episode["final_frame"][:32])
+    problems = "\n".join(validate_dataset(data))
+    assert "episodes/ep_000002.npz: field 'final_frame' has shape (32, 64, 3), expected (64, 64, 3)" in problems
 
 
 def test_missing_and_unlisted_files(data):

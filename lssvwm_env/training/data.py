@@ -39,7 +39,8 @@ class LatentCache:
 
     latents: (N, h, w, C) float32; actions_in: (N,) action that led to each frame; rewards_in,
     terminated_in: (N,) reward/termination of the transition into each frame (0 at episode starts);
-    offsets: (E + 1,) where episode e is [offsets[e], offsets[e+1]).
+    offsets: (E + 1,) where episode e is [offsets[e], offsets[e+1]). An episode with a final_frame
+    has T + 1 frames here: the last one is the outcome of its last action (its reward, its end).
     """
 
     latents: torch.Tensor
@@ -53,13 +54,24 @@ class LatentCache:
         return (self.offsets[1:] - self.offsets[:-1]).tolist()
 
     def window(self, episode: int, start: int, length: int) -> dict[str, torch.Tensor]:
+        """Frames [start, start + length) of an episode. Past the episode's end the window is padded
+        (zero latents, NO_ACTION, valid False): the model is causal, so padding after the last frame
+        changes nothing before it, and short episodes and episode ends are trained on too."""
         lo = int(self.offsets[episode]) + start
+        hi = min(lo + length, int(self.offsets[episode + 1]))
+        pad = length - (hi - lo)
+        valid = torch.arange(length) < hi - lo
+
+        def padded(x: torch.Tensor, fill: float) -> torch.Tensor:
+            return torch.cat([x[lo:hi], x.new_full((pad, *x.shape[1:]), fill)]) if pad else x[lo:hi]
+
         return {
-            "latents": self.latents[lo:lo + length],
-            "actions": self.actions_in[lo:lo + length],
-            "rewards": self.rewards_in[lo:lo + length],
-            "terminated": self.terminated_in[lo:lo + length],
-            "has_transition": torch.arange(start, start + length) > 0,
+            "latents": padded(self.latents, 0.0),
+            "actions": padded(self.actions_in, NO_ACTION),
+            "rewards": padded(self.rewards_in, 0.0),
+            "terminated": padded(self.terminated_in, False),
+            "has_transition": (torch.arange(start, start + length) > 0) & valid,
+            "valid": valid,
         }
 
     def save(self, path: Path) -> None:
@@ -76,14 +88,17 @@ class LatentCache:
 def build_latent_cache(model, episodes: list[dict[str, np.ndarray]], desc: str) -> LatentCache:
     parts, acts, rews, terms, offsets = [], [], [], [], [0]
     for ep in tqdm(episodes, desc=desc, leave=False):
-        frames = torch.from_numpy(ep["frames"]).unsqueeze(0)
-        parts.append(model.encode(frames)[0].float().cpu())
-        acts.append(torch.from_numpy(input_actions(ep["actions"])))
-        rewards = np.concatenate([[0.0], ep["rewards"][:-1]]).astype(np.float32)
-        terminated = np.concatenate([[False], ep["terminated"][:-1]])
-        rews.append(torch.from_numpy(rewards))
-        terms.append(torch.from_numpy(terminated.astype(np.bool_)))
-        offsets.append(offsets[-1] + len(ep["actions"]))
+        frames, actions = ep["frames"], ep["actions"]
+        # With the observation after the last action, the episode's last transition (its end, and
+        # MiniGrid's only reward) is kept; without it, that transition has no frame and is dropped.
+        keep = len(actions) if "final_frame" in ep else len(actions) - 1
+        if "final_frame" in ep:
+            frames, actions = np.concatenate([frames, ep["final_frame"][None]]), np.append(actions, NO_ACTION)
+        parts.append(model.encode(torch.from_numpy(frames).unsqueeze(0))[0].float().cpu())
+        acts.append(torch.from_numpy(input_actions(actions)))
+        rews.append(torch.from_numpy(np.concatenate([[0.0], ep["rewards"][:keep]]).astype(np.float32)))
+        terms.append(torch.from_numpy(np.concatenate([[False], ep["terminated"][:keep]]).astype(np.bool_)))
+        offsets.append(offsets[-1] + len(frames))
     return LatentCache(torch.cat(parts), torch.cat(acts), torch.cat(rews), torch.cat(terms),
                        torch.tensor(offsets, dtype=torch.long))
 
@@ -95,19 +110,18 @@ def step_generator(seed: int, step: int, rank: int, salt: int = 0) -> torch.Gene
 
 
 class WindowLanes:
-    """`n` lanes, each walking one episode window after window. A lane moves to a random new episode
-    when the next window would run past its end; its state is reset then (episode start) and, with
-    probability `reset_prob`, at any other window boundary (state resetting, DESIGN.md)."""
+    """`n` lanes, each walking one episode window after window, to its last frame (the last window is
+    padded: LatentCache.window). A lane moves to a random new episode when its episode is used up;
+    its state is reset then (episode start) and, with probability `reset_prob`, at any other window
+    boundary (state resetting, DESIGN.md). Episodes shorter than a window are used whole, padded:
+    in envs whose episodes end early (MiniGrid) they are the ones that reach the goal."""
 
     def __init__(self, episode_lengths: list[int], n: int, window: int, reset_prob: float) -> None:
+        if not episode_lengths:
+            raise ValueError("no episodes to train on")
         self.lengths = episode_lengths
         self.window = window
         self.reset_prob = reset_prob
-        usable = [e for e, length in enumerate(episode_lengths) if length >= window]
-        if not usable:
-            raise ValueError(f"no episode is at least {window} frames long (longest: {max(episode_lengths)}); "
-                             "collect longer episodes or shorten the curriculum window")
-        self.usable = usable
         self.episode = [-1] * n
         self.position = [0] * n
 
@@ -116,10 +130,11 @@ class WindowLanes:
         windows, reset = [], []
         for lane in range(len(self.episode)):
             ep, pos = self.episode[lane], self.position[lane]
-            if ep < 0 or pos + self.window > self.lengths[ep]:
-                ep = self.usable[int(torch.randint(len(self.usable), (1,), generator=generator))]
-                # Start anywhere in the first window so chunk borders fall at every offset.
-                pos = int(torch.randint(min(self.window, self.lengths[ep] - self.window + 1), (1,),
+            if ep < 0 or pos >= self.lengths[ep]:
+                ep = int(torch.randint(len(self.lengths), (1,), generator=generator))
+                # Start anywhere in the first window so chunk borders fall at every offset (episodes
+                # no longer than a window start at their first frame).
+                pos = int(torch.randint(min(self.window, max(self.lengths[ep] - self.window + 1, 1)), (1,),
                                         generator=generator))
                 reset.append(True)
             else:

@@ -262,7 +262,8 @@ class Trainer:
         """Encode a split once (rank 0) and reuse it; rebuilt when the autoencoder changed."""
         path = self.run_dir / f"latents_{split}.safetensors"
         stamp = self.run_dir / f"latents_{split}.json"
-        key = {"autoencoder_step": self.progress.autoencoder_step, "episodes": len(episodes)}
+        key = {"autoencoder_step": self.progress.autoencoder_step, "episodes": len(episodes),
+               "frames": sum(len(ep["frames"]) + ("final_frame" in ep) for ep in episodes)}
         if self.dist.is_main and not (path.exists() and stamp.exists() and json.loads(stamp.read_text()) == key):
             build_latent_cache(self.model, episodes, desc=f"encode {split} latents").save(path)
             stamp.write_text(json.dumps(key))
@@ -294,12 +295,12 @@ class Trainer:
             g = step_generator(self.config.seed, step, self.dist.rank, salt=3)
             windows, reset = self.lanes.next(g)
             batch = {k: torch.stack([cache.window(e, s, stage.window)[k] for e, s in windows]).to(self.device)
-                     for k in ("latents", "actions", "rewards", "terminated", "has_transition")}
+                     for k in ("latents", "actions", "rewards", "terminated", "has_transition", "valid")}
             state = self.carried.where(reset.to(self.device), model.initial_state(stage.batch_size))
 
             sigma, in_loss = sample_training_noise(stage.batch_size, stage.window, model.config.diffusion,
                                                    "cpu", generator=g)
-            sigma, in_loss = sigma.to(self.device), in_loss.to(self.device)
+            sigma, in_loss = sigma.to(self.device), in_loss.to(self.device) & batch["valid"]  # no loss on padding
             noise = torch.randn(batch["latents"].shape, generator=g).to(self.device)
             noisy = add_noise(batch["latents"], noise, sigma)
             with model.autocast():

@@ -1,0 +1,81 @@
+"""The training data path: every episode's last transition reaches the latent cache (from the
+dataset's final_frame), and the window lanes train on short episodes and episode ends (padded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lssvwm_env.models.conditioning import NO_ACTION
+from lssvwm_env.models.world_model import WorldModel
+from lssvwm_env.presets import preset
+from lssvwm_env.training.data import LatentCache, WindowLanes, build_latent_cache
+
+
+def _episode(length: int, final_frame: bool, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    episode = {
+        "frames": rng.integers(0, 256, (length, 64, 64, 3), dtype=np.uint8),
+        "actions": rng.integers(0, 3, length).astype(np.int64),
+        "rewards": np.zeros(length, np.float32),
+        "terminated": np.zeros(length, bool),
+    }
+    episode["rewards"][-1], episode["terminated"][-1] = 0.9, True  # MiniGrid: reward only at the end
+    if final_frame:
+        episode["final_frame"] = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    return episode
+
+
+def test_latent_cache_keeps_the_last_transition_when_the_final_frame_is_stored():
+    model = WorldModel(preset("tiny").model).eval()
+    with_final, without = _episode(5, True, 0), _episode(7, False, 1)
+    cache = build_latent_cache(model, [with_final, without], desc="test")
+    assert cache.episode_lengths == [6, 7]
+    first = cache.window(0, 0, 6)
+    # Frame 5 is the outcome of the last action: its action, reward and end are the last transition's.
+    assert first["actions"].tolist() == [NO_ACTION, *with_final["actions"].tolist()]
+    assert first["rewards"].tolist() == [0, 0, 0, 0, 0, np.float32(0.9)]
+    assert first["terminated"].tolist() == [False] * 5 + [True]
+    with torch.no_grad():
+        expected = model.encode(torch.from_numpy(with_final["final_frame"])[None, None])[0, 0].float()
+    torch.testing.assert_close(first["latents"][5], expected)
+    # Without the final frame, the last transition has no frame: it is not in the cache.
+    second = cache.window(1, 0, 7)
+    assert not second["terminated"].any() and second["rewards"].sum() == 0
+
+
+def _cache(lengths: list[int]) -> LatentCache:
+    n = sum(lengths)
+    offsets = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.long)
+    return LatentCache(latents=torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1) + 1,
+                       actions_in=torch.zeros(n, dtype=torch.long), rewards_in=torch.zeros(n),
+                       terminated_in=torch.zeros(n, dtype=torch.bool), offsets=offsets)
+
+
+def test_window_past_the_episode_end_is_padded_and_marked_invalid():
+    cache = _cache([3, 10])
+    window = cache.window(0, 1, 4)
+    assert window["latents"].flatten().tolist() == [2, 3, 0, 0]
+    assert window["actions"].tolist()[2:] == [NO_ACTION, NO_ACTION]
+    assert window["valid"].tolist() == [True, True, False, False]
+    assert window["has_transition"].tolist() == [True, True, False, False]
+    assert cache.window(1, 0, 4)["valid"].all() and cache.window(1, 0, 4)["latents"][0].item() == 4
+
+
+def test_lanes_cover_short_episodes_and_every_episode_end():
+    lengths = [3, 25, 5]
+    lanes = WindowLanes(lengths, n=2, window=8, reset_prob=0.0)
+    generator = torch.Generator().manual_seed(0)
+    covered = [set() for _ in lengths]
+    previous: list[tuple[int, int] | None] = [None, None]
+    for _ in range(200):
+        windows, reset = lanes.next(generator)
+        for lane, ((episode, start), fresh) in enumerate(zip(windows, reset.tolist())):
+            # reset_prob 0: the state is reset exactly when a lane starts an episode.
+            continues = previous[lane] is not None and previous[lane] == (episode, start - 8)
+            assert fresh == (not continues), (previous[lane], episode, start)
+            previous[lane] = (episode, start)
+            covered[episode].update(range(start, min(start + 8, lengths[episode])))
+    # The short episodes are used whole and the long one to its last frame.
+    assert covered[0] == {0, 1, 2} and covered[2] == set(range(5))
+    assert lengths[1] - 1 in covered[1]
