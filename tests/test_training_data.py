@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from lssvwm_env.models.conditioning import NO_ACTION
+from lssvwm_env.models.diffusion import DiffusionConfig, sample_training_noise
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import preset
 from lssvwm_env.training.data import LatentCache, WindowLanes, build_latent_cache
@@ -79,3 +80,18 @@ def test_lanes_cover_short_episodes_and_every_episode_end():
     # The short episodes are used whole and the long one to its last frame.
     assert covered[0] == {0, 1, 2} and covered[2] == set(range(5))
     assert lengths[1] - 1 in covered[1]
+
+
+def _prefix_lengths(min_prefix: float, frames: int = 12) -> set[int]:
+    config = DiffusionConfig(long_context_min_prefix=min_prefix)
+    sigma, in_loss = sample_training_noise(4000, frames, config, "cpu", torch.Generator().manual_seed(0),
+                                           long_context=True)
+    clean = (sigma == 0) & ~in_loss
+    prefix = clean.sum(dim=1)
+    assert torch.equal(clean, torch.arange(frames) < prefix[:, None]), "the clean frames form a prefix"
+    return set(prefix.tolist())
+
+
+def test_long_context_prefix_is_longer_than_half_the_window_by_default_and_as_short_as_one_frame_on_request():
+    assert _prefix_lengths(0.5) == set(range(7, 12))  # paper: more than half of 12 frames, one noised
+    assert _prefix_lengths(0.0) == set(range(1, 12))  # one clean frame: an env reset on a single frame

@@ -9,6 +9,10 @@ natural "how noisy is this frame" input for per-frame conditioning.
 Long-context training (Po et al. 2025, §4.2): with probability `long_context_prob` a clean prefix
 longer than half the window is kept (sigma = 0) and only the noised suffix is in the loss, so the
 model learns to use long clean context as it will at inference; otherwise plain diffusion forcing.
+Generation always has a clean past, however short: an env reset on one real frame generates its
+second frame after one clean frame, which the paper's prefix (> half the window) never trains.
+`long_context_min_prefix` lowers the shortest prefix (a fraction of the window; 0: one frame) for
+models served from short contexts, such as MiniGrid's, whose episodes start from their first frame.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ class DiffusionConfig:
     prediction: str = "velocity"  # "velocity" or "x0"
     sampling_steps: int = 4
     long_context_prob: float = 0.5
+    long_context_min_prefix: float = 0.5  # shortest clean prefix, as a fraction of the window (paper: > 1/2)
     logit_normal_mean: float = 0.0  # training noise levels: sigmoid(N(mean, std)) (Esser et al. 2024)
     logit_normal_std: float = 1.0
 
     def __post_init__(self) -> None:
         if self.prediction not in ("velocity", "x0"):
             raise ValueError(f"diffusion.prediction must be 'velocity' or 'x0', got {self.prediction!r}")
+        if not 0.0 <= self.long_context_min_prefix < 1.0:
+            raise ValueError(f"diffusion.long_context_min_prefix must be in [0, 1), got {self.long_context_min_prefix}")
         if self.sampling_steps < 1:
             raise ValueError(f"diffusion.sampling_steps must be >= 1, got {self.sampling_steps}")
 
@@ -47,8 +54,9 @@ def sample_training_noise(
             use = torch.rand(batch, generator=generator, device=device) < config.long_context_prob
         else:
             use = torch.full((batch,), long_context, dtype=torch.bool, device=device)
-        # Prefix length in (T/2, T): strictly longer than half the window, at least one noised frame.
-        low = frames // 2 + 1
+        # Prefix length in (min_prefix T, T): by default strictly longer than half the window; at
+        # least one clean and one noised frame.
+        low = max(int(frames * config.long_context_min_prefix) + 1, 1)
         prefix = torch.randint(low, frames, (batch,), generator=generator, device=device)
         clean = (torch.arange(frames, device=device).unsqueeze(0) < prefix.unsqueeze(1)) & use.unsqueeze(1)
         sigma = sigma.masked_fill(clean, 0.0)
