@@ -1,8 +1,9 @@
-"""`lssvwm eval`: the memory benchmark and the ablations.
+"""`lssvwm eval`: the memory benchmark, the ablations, and the transitions agents depend on.
 
     lssvwm eval memory --data data/mm9-retrace --task retrieval --context 400 --generate 400 --out evals/retrieval
     lssvwm eval memory --checkpoint runs/cpu-mm9 --data data/mm9 --task reasoning --out evals/reasoning
     lssvwm eval ablations --data data/mm9-retrace --preset cpu --iterations 1000 --out evals/ablations
+    lssvwm eval transitions --checkpoint runs/cpu-mgS7 --data data/mgS7 --episodes 40
 """
 
 from __future__ import annotations
@@ -64,6 +65,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="a training override applied to every variant (as lssvwm train --set)")
     _add_memory_options(ablations)
 
+    transitions = sub.add_parser(
+        "transitions", help="on real held-out episodes: termination and reward heads, and next-frame prediction",
+        description="Feed real episodes to the model: does it end episodes and give rewards where the real env "
+                    "did, and does its denoiser predict the next latent from the past (at noise level 1) better "
+                    "than the mean latent? What an agent trained inside the model depends on.")
+    transitions.add_argument("--checkpoint", type=Path, default=None,
+                             help="run or checkpoint directory (default: the model shipped with the package)")
+    transitions.add_argument("--data", type=Path, required=True, help="dataset directory of the model's env")
+    transitions.add_argument("--episodes", type=int, default=40, help="episodes evaluated (default 40)")
+    transitions.add_argument("--split", default="eval", choices=("eval", "train"))
+    transitions.add_argument("--generation-frames", type=int, default=64,
+                             help="first frames of each episode predicted from noise (default 64)")
+    transitions.add_argument("--out", type=Path, default=None, help="write OUT/transitions.json")
+    transitions.add_argument("--seed", type=int, default=0)
+    transitions.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    transitions.add_argument("--device", default="cpu")
+
 
 def _memory_config(args: argparse.Namespace):
     from lssvwm_env.evaluation.memory import MemoryEvalConfig
@@ -96,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        if args.eval_command == "transitions":
+            from lssvwm_env.evaluation.transitions import run_transitions, summary
+            metrics = run_transitions(args.checkpoint, args.data, args.episodes, args.split, args.seed, args.out,
+                                      args.generation_frames, args.device)
+            print(summary(metrics))
+            return 0
         config = _memory_config(args)
         if args.eval_command == "memory":
             from lssvwm_env.checkpoint import load_world_model
