@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
         out / "imagined", TrainArgs(env=env_id, out=out / "imagined", timesteps=args.imagined_timesteps,
-                                    checkpoint=args.checkpoint, context=args.context, **common), args.progress)
+                                    real_env=args.real_env, checkpoint=args.checkpoint, context=args.context,
+                                    **common), args.progress)
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
     checkpoint = args.checkpoint or summary.get("checkpoint")
