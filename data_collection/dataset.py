@@ -20,9 +20,11 @@ Arrays of one episode, all of length T and aligned so that actions[t] is taken a
 
 `final_frame` holds the last transition's outcome: without it, the transition that ends an episode
 (MiniGrid's only reward, every termination) has no frame to learn it from. Datasets written before
-it existed lack it and lose that one transition per episode. Writes are atomic (temporary file in the same
-directory, fsync, os.replace), so a crash leaves either the old file or the new one. Episode files
-are byte-reproducible: the same arrays always give the same bytes and the same sha256.
+it existed lack it and lose that one transition per episode.
+
+Writes are atomic (temporary file in the same directory, fsync, os.replace), so a crash leaves
+either the old file or the new one. Episode files are byte-reproducible: the same arrays always give
+the same bytes and the same sha256.
 """
 
 from __future__ import annotations

@@ -294,8 +294,8 @@ class Trainer:
                 stage_index = index
             g = step_generator(self.config.seed, step, self.dist.rank, salt=3)
             windows, reset = self.lanes.next(g)
-            batch = {k: torch.stack([cache.window(e, s, stage.window)[k] for e, s in windows]).to(self.device)
-                     for k in ("latents", "actions", "rewards", "terminated", "has_transition", "valid")}
+            lane_windows = [cache.window(e, s, stage.window) for e, s in windows]
+            batch = {k: torch.stack([w[k] for w in lane_windows]).to(self.device) for k in lane_windows[0]}
             state = self.carried.where(reset.to(self.device), model.initial_state(stage.batch_size))
 
             sigma, in_loss = sample_training_noise(stage.batch_size, stage.window, model.config.diffusion,
