@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lssvwm_env.models.conditioning import NO_ACTION
 from lssvwm_env.models.diffusion import denoised_estimate
-from lssvwm_env.training.data import input_actions
+from lssvwm_env.training.data import model_aligned, write_json_atomic
 
 
 @dataclass
@@ -58,18 +57,16 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
     count = 0
     final_frames = all("final_frame" in ep for ep in episodes)
     for ep in episodes:
-        frames, actions = ep["frames"], ep["actions"]
-        keep = len(actions) if "final_frame" in ep else len(actions) - 1
-        if "final_frame" in ep:
-            frames, actions = np.concatenate([frames, ep["final_frame"][None]]), np.append(actions, NO_ACTION)
+        aligned = model_aligned(ep)
+        keep = len(aligned["frames"]) - 1  # transitions with a frame after them
         if keep < 1:
             continue
-        latents = model.encode(torch.from_numpy(frames)[None])
-        actions_in = torch.from_numpy(input_actions(actions))[None].to(model.device)
+        latents = model.encode(torch.from_numpy(aligned["frames"])[None])
+        actions_in = torch.from_numpy(aligned["actions_in"])[None].to(model.device)
         _, features, _ = model.step_latents(model.initial_state(1), latents, actions_in)
-        reward, logit = model.heads(features[0, 1:keep + 1])
-        real_reward = torch.from_numpy(ep["rewards"][:keep]).float()
-        real_end = torch.from_numpy(ep["terminated"][:keep])
+        reward, logit = model.heads(features[0, 1:])
+        real_reward = torch.from_numpy(aligned["rewards_in"][1:])
+        real_end = torch.from_numpy(aligned["terminated_in"][1:])
         predicted_end = (logit > 0).cpu()
         hits += int((predicted_end & real_end).sum())
         terminals += int(real_end.sum())
@@ -118,8 +115,6 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
 
 def run_transitions(checkpoint: str | Path | None, data: Path, episodes: int, split: str, seed: int,
                     out: Path | None, generation_frames: int = 64, device: str = "cpu") -> TransitionMetrics:
-    import json
-
     from data_collection.dataset import Dataset
     from lssvwm_env.checkpoint import load_world_model
 
@@ -131,10 +126,8 @@ def run_transitions(checkpoint: str | Path | None, data: Path, episodes: int, sp
     metrics = evaluate_transitions(model, [dataset.load_episode(i) for i in chosen], seed, generation_frames)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "transitions.json.tmp"
-        tmp.write_text(json.dumps({"checkpoint": str(checkpoint), "data": str(data), "split": split,
-                                   **asdict(metrics)}, indent=2))
-        tmp.replace(out / "transitions.json")
+        write_json_atomic(out / "transitions.json", {"checkpoint": str(checkpoint), "data": str(data),
+                                                     "split": split, **asdict(metrics)})
     return metrics
 
 

@@ -84,21 +84,30 @@ class LatentCache:
         return LatentCache(**load_file(str(path)))
 
 
+def model_aligned(ep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A dataset episode as the model sees it, per frame: frames (N, H, W, 3), actions_in (N,) (the
+    action that led to each frame), rewards_in and terminated_in (N,) (of the transition into each
+    frame; 0 at the first). With the observation after the last action, N = T + 1 and the episode's
+    last transition (its end, MiniGrid's only reward) is kept; without it N = T and it is dropped."""
+    frames, actions = ep["frames"], ep["actions"]
+    if "final_frame" in ep:
+        frames, actions = np.concatenate([frames, ep["final_frame"][None]]), np.append(actions, NO_ACTION)
+    transitions = len(frames) - 1
+    return {"frames": frames, "actions_in": input_actions(actions),
+            "rewards_in": np.concatenate([[0.0], ep["rewards"][:transitions]]).astype(np.float32),
+            "terminated_in": np.concatenate([[False], ep["terminated"][:transitions]]).astype(np.bool_)}
+
+
 @torch.no_grad()
 def build_latent_cache(model, episodes: list[dict[str, np.ndarray]], desc: str) -> LatentCache:
     parts, acts, rews, terms, offsets = [], [], [], [], [0]
     for ep in tqdm(episodes, desc=desc, leave=False):
-        frames, actions = ep["frames"], ep["actions"]
-        # With the observation after the last action, the episode's last transition (its end, and
-        # MiniGrid's only reward) is kept; without it, that transition has no frame and is dropped.
-        keep = len(actions) if "final_frame" in ep else len(actions) - 1
-        if "final_frame" in ep:
-            frames, actions = np.concatenate([frames, ep["final_frame"][None]]), np.append(actions, NO_ACTION)
-        parts.append(model.encode(torch.from_numpy(frames).unsqueeze(0))[0].float().cpu())
-        acts.append(torch.from_numpy(input_actions(actions)))
-        rews.append(torch.from_numpy(np.concatenate([[0.0], ep["rewards"][:keep]]).astype(np.float32)))
-        terms.append(torch.from_numpy(np.concatenate([[False], ep["terminated"][:keep]]).astype(np.bool_)))
-        offsets.append(offsets[-1] + len(frames))
+        aligned = model_aligned(ep)
+        parts.append(model.encode(torch.from_numpy(aligned["frames"]).unsqueeze(0))[0].float().cpu())
+        acts.append(torch.from_numpy(aligned["actions_in"]))
+        rews.append(torch.from_numpy(aligned["rewards_in"]))
+        terms.append(torch.from_numpy(aligned["terminated_in"]))
+        offsets.append(offsets[-1] + len(aligned["frames"]))
     return LatentCache(torch.cat(parts), torch.cat(acts), torch.cat(rews), torch.cat(terms),
                        torch.tensor(offsets, dtype=torch.long))
 
