@@ -185,6 +185,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = preset(args.preset)
+    if args.precision:
+        config.model.bf16 = args.precision == "bf16"
     stage = config.dynamics_training.curriculum[0]
     batch, window = args.batch or stage.batch_size, args.window or stage.window
     torch.manual_seed(0)
@@ -250,6 +252,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--window", type=int, default=0)
     t.add_argument("--steps", type=int, default=3)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--precision", choices=["fp32", "bf16"], help="autocast of the backbone (default: the preset's)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(_bench=run_train)
     from lssvwm_env.envs import bench_env
