@@ -2,6 +2,7 @@
 
     lssvwm data validate DIR     every problem, naming file and field (exit 1), or "OK: ..." (exit 0)
     lssvwm data info DIR         summary table: episodes, frames, splits, actions, returns, disk size
+                                 (--effects: per action, how often the frame stayed the same)
     lssvwm data windows DIR      how fast training windows are sampled (windows/s)
 """
 
@@ -20,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate.add_argument("dir", type=Path)
     info = sub.add_parser("info", help="print a summary table")
     info.add_argument("dir", type=Path)
+    info.add_argument("--effects", action="store_true",
+                      help="also read the frames: per action, how often the observation stayed the same (an action "
+                           "the data never shows failing, such as walking into a wall, is one a world model gets wrong)")
     windows = sub.add_parser("windows", help="measure window sampling speed (windows/s)")
     windows.add_argument("dir", type=Path)
     windows.add_argument("--split", default="train", choices=("train", "eval"))
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data_command == "validate":
             return _validate(args.dir)
         if args.data_command == "info":
-            print(dataset_info(args.dir).format())
+            print(dataset_info(args.dir, effects=args.effects).format())
             return 0
         if args.data_command == "windows":
             from data_collection.windows import benchmark_windows

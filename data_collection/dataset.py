@@ -649,6 +649,10 @@ class DatasetInfo:
     lengths: tuple[float, int, int]  # mean, min, max
     terminated: int
     disk_bytes: int
+    # Per action: transitions after which the observation was exactly the one before (None: frames not
+    # read). An action the data never shows failing (walking into a wall) is one a world model cannot
+    # predict failing, and one an agent trained inside it will exploit.
+    action_unchanged: list[int] | None = None
 
     def format(self) -> str:
         rows = [
@@ -672,7 +676,10 @@ class DatasetInfo:
         for a, count in enumerate(self.action_counts):
             name = self.action_names[a] if a < len(self.action_names) else ""
             bar = "#" * round(30 * count / total)
-            rows.append((f"  {a} {name}", f"{count:>9,} {100 * count / total:5.1f}% {bar}"))
+            unchanged = ""
+            if self.action_unchanged is not None:
+                unchanged = f"  frame unchanged after {100 * self.action_unchanged[a] / max(count, 1):5.1f}%"
+            rows.append((f"  {a} {name}", f"{count:>9,} {100 * count / total:5.1f}%{unchanged} {bar}"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -686,12 +693,15 @@ def _human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
-    """A summary of a dataset; reads only the actions of each episode file."""
+def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> DatasetInfo:
+    """A summary of a dataset; reads only the actions of each episode file, and with `effects` also
+    the frames, to count per action the transitions that left the observation unchanged (the last
+    action's counts only where the episode keeps its `final_frame`)."""
     root = Path(path)
     manifest = read_manifest(root)
     entries = [manifest.episodes[i] for i in sorted(manifest.episodes)]
     counts = np.zeros(manifest.num_actions, dtype=np.int64)
+    unchanged = np.zeros(manifest.num_actions, dtype=np.int64) if effects else None
     for entry in entries:
         file = root / entry.file
         if not file.is_file():
@@ -699,9 +709,17 @@ def dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
         try:
             with np.load(file, allow_pickle=False) as npz:
                 actions = npz["actions"]
+                if unchanged is not None:
+                    frames = npz["frames"]
+                    if "final_frame" in npz.files:
+                        frames = np.concatenate([frames, npz["final_frame"][None]])
         except Exception as exc:
-            raise DatasetError(f"{entry.file}: field 'actions' cannot be read ({type(exc).__name__}: {exc}); run `lssvwm data validate {root}`") from exc
-        counts += np.bincount(np.clip(actions, 0, manifest.num_actions - 1), minlength=manifest.num_actions)
+            raise DatasetError(f"{entry.file}: a field cannot be read ({type(exc).__name__}: {exc}); run `lssvwm data validate {root}`") from exc
+        actions = np.clip(actions, 0, manifest.num_actions - 1)
+        counts += np.bincount(actions, minlength=manifest.num_actions)
+        if unchanged is not None:
+            same = (frames[1:] == frames[:-1]).reshape(len(frames) - 1, -1).all(axis=1)
+            unchanged += np.bincount(actions[:len(same)][same], minlength=manifest.num_actions)
     returns = np.array([e.episode_return for e in entries], dtype=np.float64)
     lengths = np.array([e.length for e in entries], dtype=np.int64)
     disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -719,5 +737,6 @@ def dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
         lengths=(float(lengths.mean()), int(lengths.min()), int(lengths.max())) if entries else (0.0, 0, 0),
         terminated=sum(e.terminated for e in entries),
         disk_bytes=disk,
+        action_unchanged=unchanged.tolist() if unchanged is not None else None,
     )
 

@@ -77,6 +77,27 @@ def test_info_summarises(data, capsys):
         assert row in table
 
 
+def test_info_effects_count_actions_that_left_the_frame_unchanged(data, capsys):
+    """Episodes 0 and 1 made into still pictures, 2 and 3 into frames that all differ: every action of
+    the first two, and none of the last two, left the observation unchanged."""
+    expected = np.zeros(len(dataset_info(data).action_counts), dtype=np.int64)
+    for index in range(4):
+        with np.load(data / "episodes" / f"ep_{index:06d}.npz") as npz:
+            frames, final, actions = npz["frames"], npz["final_frame"], npz["actions"]
+        if index < 2:
+            still = np.broadcast_to(frames[0], frames.shape).copy()
+            _rewrite_episode(data, index, frames=still, final_frame=frames[0].copy())
+            expected += np.bincount(actions, minlength=len(expected))
+        else:
+            steps = np.arange(len(frames) + 1, dtype=np.uint8)[:, None, None, None]
+            moving = np.broadcast_to(steps, (len(frames) + 1, *frames.shape[1:])).copy()
+            _rewrite_episode(data, index, frames=moving[:-1], final_frame=moving[-1])
+    assert dataset_info(data).action_unchanged is None
+    assert dataset_info(data, effects=True).action_unchanged == expected.tolist()
+    assert lssvwm(["data", "info", str(data), "--effects"]) == 0
+    assert "frame unchanged after" in capsys.readouterr().out
+
+
 def test_truncated_episode_file_is_named(data, capsys):
     path = data / "episodes" / "ep_000002.npz"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
