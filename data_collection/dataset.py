@@ -706,19 +706,22 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
         file = root / entry.file
         if not file.is_file():
             raise DatasetError(f"{entry.file}: file is missing (listed in the manifest); run `lssvwm data validate {root}`")
+        field = "actions"
         try:
             with np.load(file, allow_pickle=False) as npz:
                 actions = npz["actions"]
                 if unchanged is not None:
+                    field = "frames"
                     frames = npz["frames"]
                     if "final_frame" in npz.files:
+                        field = "final_frame"
                         frames = np.concatenate([frames, npz["final_frame"][None]])
         except Exception as exc:
-            raise DatasetError(f"{entry.file}: a field cannot be read ({type(exc).__name__}: {exc}); run `lssvwm data validate {root}`") from exc
+            raise DatasetError(f"{entry.file}: field {field!r} cannot be read ({type(exc).__name__}: {exc}); run `lssvwm data validate {root}`") from exc
         actions = np.clip(actions, 0, manifest.num_actions - 1)
         counts += np.bincount(actions, minlength=manifest.num_actions)
         if unchanged is not None:
-            same = (frames[1:] == frames[:-1]).reshape(len(frames) - 1, -1).all(axis=1)
+            same = (frames[1:] == frames[:-1]).all(axis=(1, 2, 3))
             unchanged += np.bincount(actions[:len(same)][same], minlength=manifest.num_actions)
     returns = np.array([e.episode_return for e in entries], dtype=np.float64)
     lengths = np.array([e.length for e in entries], dtype=np.int64)

@@ -83,7 +83,7 @@ def test_info_effects_count_actions_that_left_the_frame_unchanged(data, capsys):
     expected = np.zeros(len(dataset_info(data).action_counts), dtype=np.int64)
     for index in range(4):
         with np.load(data / "episodes" / f"ep_{index:06d}.npz") as npz:
-            frames, final, actions = npz["frames"], npz["final_frame"], npz["actions"]
+            frames, actions = npz["frames"], npz["actions"]
         if index < 2:
             still = np.broadcast_to(frames[0], frames.shape).copy()
             _rewrite_episode(data, index, frames=still, final_frame=frames[0].copy())
