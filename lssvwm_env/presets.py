@@ -72,11 +72,11 @@ def cpu_small() -> TrainConfig:
     model.diffusion.long_context_min_prefix = 0.0
     config.preset = "cpu-small"
     config.autoencoder_training.iterations = 800
-    config.dynamics_training = DynamicsTrainingConfig(
-        curriculum=[CurriculumStage(window=16, iterations=6000, batch_size=16),
-                    CurriculumStage(window=32, iterations=2500, batch_size=8),
-                    CurriculumStage(window=24, iterations=2500, batch_size=12)],
-        carry_clean_state=False, warmup=50, eval_every=1000, eval_context=4, eval_rollout=12)
+    dynamics = config.dynamics_training  # the rest (no clean-state pass, warm-up) as in `cpu`
+    dynamics.curriculum = [CurriculumStage(window=16, iterations=6000, batch_size=16),
+                           CurriculumStage(window=32, iterations=2500, batch_size=8),
+                           CurriculumStage(window=24, iterations=2500, batch_size=12)]
+    dynamics.eval_every, dynamics.eval_context, dynamics.eval_rollout = 1000, 4, 12
     config.checkpoint_every, config.video_every = 200, 2000
     return config
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lssvwm_env.models import WorldModel
+from lssvwm_env.models.conditioning import NO_ACTION
 from lssvwm_env.presets import preset
 
 
@@ -16,7 +17,7 @@ def test_preset_token_grid_and_one_imagined_step(name, grid, channels):
     frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 1, 64, 64, 3), dtype=np.uint8))
     latents = model.encode(frames)
     assert latents.shape == (2, 1, *grid, channels)
-    state = model.observe(model.initial_state(2), frames, torch.full((2, 1), -1))
+    state = model.observe(model.initial_state(2), frames, torch.full((2, 1), NO_ACTION))
     frame, reward, terminated, _ = model.imagine(state, torch.tensor([0, 1]))
     assert frame.shape == (2, 64, 64, 3) and frame.dtype == torch.uint8
     assert reward.shape == terminated.shape == (2,)
