@@ -48,7 +48,7 @@ from data_collection.dataset import (
     write_manifest,
 )
 from data_collection.envs import FRAME_SHAPE, EnvError, EnvSpec, RealEnv, env_spec, make_env
-from data_collection.policies import POLICY_NAMES, Policy, PolicyError, make_policy
+from data_collection.policies import Policy, PolicyError, make_policy
 
 PROGRESS_EVERY = 25  # steps between progress messages from a worker
 
@@ -419,7 +419,9 @@ def _drain(progress_queue: Any, bar: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="memory-maze-{9x9,11x11,13x13,15x15}, minigrid-memory, minigrid-fourrooms, or a Gymnasium id")
-    parser.add_argument("--policy", choices=POLICY_NAMES, default="random", help="random | explore (walks to random cells) | retrace (out, back, out again); default random")
+    parser.add_argument("--policy", default="random",
+                        help="random | explore (walks to random cells) | retrace (out, back, out again), optionally "
+                             "with config fields: explore:wall_bump=0.3,action_noise=0.1 (default random)")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes in the dataset")
     parser.add_argument("--steps", type=int, required=True, help="maximum steps per episode (fewer if the env terminates)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, one env each (default 1)")

@@ -6,9 +6,15 @@ navigating policies walk the maze on purpose:
 - `random`: uniform actions; works on every env.
 - `explore`: repeatedly picks a random reachable cell and walks the shortest path to it, with some
   noise (uniformly random actions, every action of the env), so paths cross and loop over the episode.
+  `explore:wall_bump=0.3` also walks into the wall ahead with that probability at every step that
+  faces one: without it "forward" almost never meets a wall in the data, and a model trained on it
+  lets agents walk through walls.
 - `retrace`: walks a path out, turns around, walks back to its start, turns to its first heading and
   walks the same path out again. The last third of the episode passes the same cells with the same
   headings as the first third: ground truth for the retrieval benchmark (DESIGN.md, Evaluation).
+
+A policy is named by a spec, `name` or `name:field=value,field=value`, whose fields set the policy's
+config dataclass (ExploreConfig, RetraceConfig); the spec is what the dataset manifest records.
 
 The navigators act on privileged information, the agent's pose and the maze layout (envs.py):
 cells are (x, y) with the agent in maze_layout[floor(y), floor(x)]; they need an env whose spec has
@@ -18,18 +24,17 @@ cells are (x, y) with the agent in maze_layout[floor(y), floor(x)]; they need an
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from data_collection.envs import FREE, EnvSpec, Navigation, Step, heading_deg
 
 Cell = tuple[int, int]  # (x, y) = (column, row) of maze_layout
-
-POLICY_NAMES = ("random", "explore", "retrace")
 
 
 class PolicyError(Exception):
@@ -180,6 +185,7 @@ class Policy(abc.ABC):
 
     name: ClassVar[str]
     needs_navigation: ClassVar[bool] = False
+    CONFIG: ClassVar[type | None] = None  # the dataclass a spec's fields set
     ANNOTATIONS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: EnvSpec):
@@ -230,11 +236,22 @@ class ExploreConfig:
     action_noise: float = 0.1
     min_goal_distance: int = 3  # in steps; keeps legs long enough to pass through several places
     stuck_steps: int = 60  # pick a new goal after this many steps without entering a new cell
+    # Probability of "forward" at each step that faces a wall (or another cell that cannot be
+    # entered), so runs of pushing against a wall are geometric. The planned path turns away from
+    # walls, so without this the data shows almost no blocked moves.
+    wall_bump: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("action_noise", "wall_bump"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise PolicyError(f"explore: {name} must be in [0, 1], got {getattr(self, name)}")
 
 
 class ExplorePolicy(Policy):
     name = "explore"
     needs_navigation = True
+
+    CONFIG = ExploreConfig
 
     def __init__(self, spec: EnvSpec, config: ExploreConfig | None = None):
         super().__init__(spec)
@@ -264,9 +281,17 @@ class ExplorePolicy(Policy):
             action = self.follower.act(pos, direction)
         if action is None:
             action = self.driver.nav.noop
+        if self.config.wall_bump > 0 and self._faces_wall(pos, direction) and self.rng.random() < self.config.wall_bump:
+            action = self.driver.nav.forward
         if self.rng.random() < self.config.action_noise:
             action = int(self.rng.integers(self.spec.action_space.n))
         return int(action)
+
+    def _faces_wall(self, pos: np.ndarray, direction: np.ndarray) -> bool:
+        """Whether the cell one cell-length ahead cannot be entered (or lies outside the maze)."""
+        x, y = cell_of(pos + direction / max(float(np.linalg.norm(direction)), 1e-6))
+        h, w = self.follower.walkable.shape
+        return not (0 <= x < w and 0 <= y < h and self.follower.walkable[y, x])
 
 
 @dataclass
@@ -295,6 +320,7 @@ class RetracePolicy(Policy):
     name = "retrace"
     needs_navigation = True
     ANNOTATIONS = ("retrace_phase",)
+    CONFIG = RetraceConfig
 
     def __init__(self, spec: EnvSpec, config: RetraceConfig | None = None):
         super().__init__(spec)
@@ -388,8 +414,35 @@ def _dedupe_consecutive(cells: list[Cell]) -> list[Cell]:
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, ExplorePolicy, RetracePolicy)}
 
 
-def make_policy(name: str, spec: EnvSpec) -> Policy:
-    """A policy by name for an env; PolicyError when the name is unknown or the env cannot host it."""
+def parse_policy_spec(spec: str) -> tuple[type[Policy], dict[str, Any]]:
+    """`name` or `name:field=value,...` -> (policy class, config fields); PolicyError names what is wrong."""
+    name, _, options = spec.partition(":")
     if name not in POLICIES:
         raise PolicyError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
-    return POLICIES[name](spec)
+    cls = POLICIES[name]
+    if not options:
+        return cls, {}
+    if cls.CONFIG is None:
+        raise PolicyError(f"policy {name!r} has no options, got {options!r}")
+    fields = {f.name: f.type for f in dataclasses.fields(cls.CONFIG)}
+    values: dict[str, Any] = {}
+    for item in options.split(","):
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise PolicyError(f"policy spec {spec!r}: {item!r} is not field=value with a field of {name} "
+                              f"({', '.join(fields)})")
+        kind = float if fields[key] in (float, "float") else int
+        try:
+            values[key] = kind(text)
+        except ValueError:
+            raise PolicyError(f"policy spec {spec!r}: {key}={text!r} is not a{'n int' if kind is int else ' number'}") from None
+    return cls, values
+
+
+def make_policy(spec: str, env_spec: EnvSpec) -> Policy:
+    """A policy from its spec (`explore`, `explore:wall_bump=0.3`) for an env; PolicyError when the
+    spec is malformed or the env cannot host the policy."""
+    cls, values = parse_policy_spec(spec)
+    if cls.CONFIG is None:
+        return cls(env_spec)
+    return cls(env_spec, cls.CONFIG(**values))  # type: ignore[call-arg]

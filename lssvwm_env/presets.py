@@ -8,6 +8,7 @@ from __future__ import annotations
 from lssvwm_env.models.autoencoder import AutoencoderConfig
 from lssvwm_env.models.backbone import BackboneConfig
 from lssvwm_env.models.diffusion import DiffusionConfig
+from lssvwm_env.models.heads import HeadsConfig
 from lssvwm_env.models.local_attention import AttentionConfig
 from lssvwm_env.models.ssm_mixer import SSMConfig
 from lssvwm_env.models.world_model import WorldModelConfig
@@ -22,6 +23,7 @@ def tiny() -> TrainConfig:
                                 ssm=SSMConfig(d_state=8, head_dim=16, chunk_size=32),
                                 attention=AttentionConfig(n_heads=2, window=4, chunk=2)),
         diffusion=DiffusionConfig(sampling_steps=2),
+        heads=HeadsConfig(reward_gate=True),
     )
     return TrainConfig(
         model=model, preset="tiny",
@@ -42,6 +44,7 @@ def cpu() -> TrainConfig:
                                 ssm=SSMConfig(d_state=32, head_dim=32, chunk_size=64),
                                 attention=AttentionConfig(n_heads=4, window=10, chunk=5, query_block_frames=5)),
         diffusion=DiffusionConfig(sampling_steps=4),
+        heads=HeadsConfig(reward_gate=True),
     )
     return TrainConfig(
         model=model, preset="cpu",
@@ -89,6 +92,7 @@ def paper() -> TrainConfig:
                                 ssm=SSMConfig(d_state=128, head_dim=64, chunk_size=256),
                                 attention=AttentionConfig(n_heads=12, window=10, chunk=5)),
         diffusion=DiffusionConfig(sampling_steps=8),
+        heads=HeadsConfig(reward_gate=True),
         bf16=True,
     )
     return TrainConfig(

@@ -154,3 +154,41 @@ def test_navigating_policies_need_a_grid():
     assert make_policy("random", spec).name == "random"
     with pytest.raises(PolicyError, match="policies: random, explore, retrace"):
         make_policy("greedy", spec)
+
+
+def _blocked_forwards(episode: dict[str, np.ndarray], forward: int) -> int:
+    """Forward steps after which the agent stands where it stood (it walked into a wall or object);
+    the last action has no pose after it and is not counted."""
+    pos = episode["agent_pos"]
+    moved = np.any(pos[1:] != pos[:-1], axis=1)
+    return int(np.sum((episode["actions"][:-1] == forward) & ~moved))
+
+
+def test_explore_wall_bump_walks_into_walls():
+    env = make_env("MiniGrid-MemoryS13-v0")
+    forward = env.spec.navigation.forward
+    try:
+        plain = [_blocked_forwards(_episode(env, "explore:action_noise=0", seed, 150), forward) for seed in range(5)]
+        bumping = [_blocked_forwards(_episode(env, "explore:action_noise=0,wall_bump=0.5", seed, 150), forward)
+                   for seed in range(5)]
+    finally:
+        env.close()
+    # The planned walk turns before walls; only the bump option pushes into them (32 times here).
+    assert sum(plain) == 0
+    assert sum(bumping) >= 15, bumping
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("explore:wall_bmp=0.2", "not field=value with a field of explore"),
+    ("explore:wall_bump", "not field=value"),
+    ("explore:wall_bump=lots", "wall_bump='lots' is not a number"),
+    ("explore:wall_bump=1.5", "wall_bump must be in"),
+    ("random:wall_bump=0.2", "policy 'random' has no options"),
+])
+def test_policy_spec_errors_name_the_field(spec, message):
+    spec_env = make_env("MiniGrid-MemoryS7-v0")
+    try:
+        with pytest.raises(PolicyError, match=message):
+            make_policy(spec, spec_env.spec)
+    finally:
+        spec_env.close()

@@ -21,7 +21,7 @@ from torch import nn
 from lssvwm_env.models.autoencoder import AutoencoderConfig, FrameAutoencoder
 from lssvwm_env.models.backbone import Backbone, BackboneConfig, apply_variant
 from lssvwm_env.models.diffusion import DiffusionConfig, euler_step, sampling_schedule
-from lssvwm_env.models.heads import RewardTerminationHead
+from lssvwm_env.models.heads import HeadsConfig, RewardTerminationHead
 from lssvwm_env.models.state import WorldModelState
 
 
@@ -30,6 +30,7 @@ class WorldModelConfig:
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     variant: str = "ours"
     causal_window: int | None = None  # for variant causal_attn: frames of history kept (None: all)
     # bf16 autocast for the backbone's matmuls. Off by default: on the 2-core CPU machines this project
@@ -57,7 +58,7 @@ class WorldModel(nn.Module):
             raise ValueError("backbone.latent_channels must equal autoencoder.latent_channels")
         self.autoencoder = FrameAutoencoder(config.autoencoder)
         self.backbone = Backbone(apply_variant(config.backbone, config.variant, config.causal_window))
-        self.heads = RewardTerminationHead(config.backbone.d_model)
+        self.heads = RewardTerminationHead(config.backbone.d_model, config.heads)
         # Latents are standardised per channel with statistics measured after stage 0, so the
         # diffusion model sees unit-variance data whatever the autoencoder learnt.
         self.register_buffer("latent_mean", torch.zeros(config.autoencoder.latent_channels))

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from lssvwm_env.checkpoint import FORMAT, CheckpointError, resolve_checkpoint_dir, write_checkpoint_dir
@@ -308,11 +307,8 @@ class Trainer:
             target = training_target(batch["latents"], noise, model.config.diffusion)
             per_frame = (prediction.float() - target).pow(2).mean(dim=(2, 3, 4))
             diffusion_loss = (per_frame * in_loss).sum() / in_loss.sum().clamp_min(1)
-            reward_pred, termination_logit = model.heads(features)
-            mask = batch["has_transition"].float()
-            reward_loss = ((reward_pred - batch["rewards"]).pow(2) * mask).sum() / mask.sum().clamp_min(1)
-            termination_loss = (F.binary_cross_entropy_with_logits(
-                termination_logit, batch["terminated"].float(), reduction="none") * mask).sum() / mask.sum().clamp_min(1)
+            reward_loss, termination_loss = model.heads.loss(features, batch["rewards"], batch["terminated"],
+                                                             batch["has_transition"].float())
             loss = diffusion_loss + cfg.reward_loss_weight * (reward_loss + termination_loss)
             self.check_finite(loss, "dynamics", step)
 
