@@ -16,13 +16,15 @@ from lssvwm_env.checkpoint import save_world_model
 from lssvwm_env.evaluation.transitions import evaluate_transitions
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import preset
+from lssvwm_env.training.data import model_aligned
 
 
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory) -> list[dict[str, np.ndarray]]:
     out = tmp_path_factory.mktemp("data") / "memory"
-    collect(CollectConfig(env="MiniGrid-MemoryS7-v0", policy="explore", episodes=4, steps=60, out=out, seed=0),
-            progress=False, log=lambda _: None)
+    # Walking into walls gives transitions whose frame does not change.
+    collect(CollectConfig(env="MiniGrid-MemoryS7-v0", policy="explore:wall_bump=0.5", episodes=4, steps=60, out=out,
+                          seed=0), progress=False, log=lambda _: None)
     dataset = Dataset.open(out)
     return [dataset.load_episode(e.index) for e in dataset.episodes()]
 
@@ -32,7 +34,8 @@ def _model_with_termination_bias(bias: float) -> WorldModel:
     last = model.heads.net[-1]
     with torch.no_grad():
         last.weight.zero_()
-        last.bias.copy_(torch.tensor([0.25, bias]))  # reward 0.25 everywhere; termination by the bias
+        # Reward 0.25 everywhere (its gate open); termination by the bias.
+        last.bias.copy_(torch.tensor([0.25, bias, 10.0]))
     return model
 
 
@@ -49,6 +52,9 @@ def test_counts_follow_the_real_episodes(episodes):
     rewards = np.concatenate([ep["rewards"] for ep in episodes])
     assert always.reward_mse == pytest.approx(float(np.mean((rewards - 0.25) ** 2)), rel=1e-5)
     assert always.generated == sum(min(len(ep["actions"]), 5) for ep in episodes)
+    frames = [model_aligned(ep)["frames"] for ep in episodes]
+    unchanged = sum(np.array_equal(f[t], f[t - 1]) for f in frames for t in range(1, min(len(f), 6)))
+    assert unchanged >= 1 and always.unchanged_generated == unchanged
 
 
 def test_without_final_frames_the_last_transition_is_left_out(episodes):

@@ -6,7 +6,9 @@
 - generation: at noise level 1 the denoiser's estimate of the next latent can only come from the
   past and the action. Its error against the real next latent, beside the error of the mean latent
   (0: latents are standardised) and of the previous latent, says whether the model has learnt the
-  dynamics (error well below the mean's) or still draws an average frame.
+  dynamics (error well below the mean's) or still draws an average frame. The same error over the
+  transitions whose real frame did not change (walking into a wall, actions without effect) says
+  whether the model knows when nothing happens, or lets agents walk through walls.
 
 An agent learns in imagination only what the generated frames lead the heads to report, so good
 heads with average-frame generation (the model never draws the frames that end an episode) give
@@ -43,6 +45,8 @@ class TransitionMetrics:
     next_latent_mse_at_noise_1: float  # the denoiser's x0 estimate from pure noise
     next_latent_mse_of_mean: float  # predicting the mean latent (0)
     next_latent_mse_of_previous: float  # copying the previous frame's latent
+    unchanged_generated: int  # generated transitions whose real frame equals the one before
+    next_latent_mse_where_unchanged: float  # the denoiser's error there (copying scores 0)
     final_frames: bool  # the dataset holds the outcome of each episode's last action
 
 
@@ -53,8 +57,8 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
     generator = torch.Generator().manual_seed(seed)
     hits = terminals = alarms = others = 0
     rewarded_pred, rewarded_real, other_pred, squared = [], [], [], []
-    mse_model = mse_mean = mse_previous = 0.0
-    count = 0
+    mse_model = mse_mean = mse_previous = mse_unchanged = 0.0
+    count = unchanged = 0
     final_frames = all("final_frame" in ep for ep in episodes)
     for ep in episodes:
         aligned = model_aligned(ep)
@@ -92,7 +96,11 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
             level = torch.ones(1, 1, device=target.device, dtype=target.dtype)
             prediction, _, _ = model.step_latents(states[t], noise, actions_in[:, t:t + 1], level)
             estimate = denoised_estimate(noise, prediction, level, model.config.diffusion)
-            mse_model += float((estimate - target).pow(2).mean())
+            error = float((estimate - target).pow(2).mean())
+            mse_model += error
+            if np.array_equal(aligned["frames"][t], aligned["frames"][t - 1]):
+                mse_unchanged += error
+                unchanged += 1
             mse_mean += float(target.pow(2).mean())
             mse_previous += float((latents[:, t - 1:t] - target).pow(2).mean())
             count += 1
@@ -110,6 +118,8 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
         real_reward_mean_where_rewarded=mean(rewarded_real), reward_mean_elsewhere=mean(other_pred),
         reward_mse=mean(squared), next_latent_mse_at_noise_1=mse_model / max(count, 1),
         next_latent_mse_of_mean=mse_mean / max(count, 1), next_latent_mse_of_previous=mse_previous / max(count, 1),
+        unchanged_generated=unchanged,
+        next_latent_mse_where_unchanged=mse_unchanged / unchanged if unchanged else float("nan"),
         final_frames=final_frames)
 
 
@@ -140,5 +150,7 @@ def summary(m: TransitionMetrics) -> str:
              f"(real {m.real_reward_mean_where_rewarded:.3f}), elsewhere {m.reward_mean_elsewhere:.4f}; "
              f"MSE {m.reward_mse:.5f}",
              f"next latent from noise level 1: MSE {m.next_latent_mse_at_noise_1:.3f} (mean latent "
-             f"{m.next_latent_mse_of_mean:.3f}, previous latent {m.next_latent_mse_of_previous:.3f})"]
+             f"{m.next_latent_mse_of_mean:.3f}, previous latent {m.next_latent_mse_of_previous:.3f})",
+             f"  where the real frame did not change ({m.unchanged_generated} transitions: walls, actions "
+             f"without effect): MSE {m.next_latent_mse_where_unchanged:.3f} (previous latent 0)"]
     return "\n".join(lines)
