@@ -1,11 +1,13 @@
 """Reward and termination heads: from a committed frame's pooled features (which carry the action that
 led to the frame through adaptive normalisation) to the reward and termination of that transition.
 
-With `reward_gate`, a third output classifies "is there any reward" and the predicted reward is the
-regression where that logit is positive and exactly zero elsewhere. Sparse-reward envs (MiniGrid,
-Memory Maze) pay nothing on almost every step; a plain regression leaves a small bias there (0.007 a
-step on MiniGrid-MemoryS7), and an agent trained inside the model learns to farm it by making
-episodes long.
+With `reward_gate`, a third output classifies "is there any reward": the predicted reward is the
+regression (trained only where a reward was paid) times the gate's probability, the expected reward,
+and exactly zero where that probability is below `reward_floor`. Sparse-reward envs (MiniGrid, Memory
+Maze) pay nothing on almost every step; a plain regression leaves a small bias there (0.007 a step on
+MiniGrid-MemoryS7), and an agent trained inside the model learns to farm it by making episodes long.
+Where the outcome is uncertain (an end of MiniGrid's hallway, which pays only if it matches an object
+the model may not remember) the expected reward stays what a policy should be trained on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class HeadsConfig:
     hidden: int = 128
     # Off by default so that checkpoints saved before the gate existed load as they were trained.
     reward_gate: bool = False
+    reward_floor: float = 0.05  # gate probabilities below this give a reward of exactly zero
 
 
 class RewardTerminationHead(nn.Module):
@@ -37,7 +40,8 @@ class RewardTerminationHead(nn.Module):
         out = self.net(features).float()
         reward = out[..., 0]
         if self.config.reward_gate:
-            reward = torch.where(out[..., 2] > 0, reward, torch.zeros_like(reward))
+            paid = torch.sigmoid(out[..., 2])
+            reward = torch.where(paid >= self.config.reward_floor, paid * reward, torch.zeros_like(reward))
         return reward, out[..., 1]
 
     def loss(self, features: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor,
