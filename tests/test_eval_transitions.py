@@ -35,7 +35,7 @@ def _model_with_termination_bias(bias: float) -> WorldModel:
     with torch.no_grad():
         last.weight.zero_()
         # Reward 0.25 everywhere (its gate open); termination by the bias.
-        last.bias.copy_(torch.tensor([0.25, bias, 10.0]))
+        last.bias.copy_(torch.tensor([0.25, bias, 20.0]))  # sigmoid(20) is 1 in float32
     return model
 
 
@@ -49,6 +49,7 @@ def test_counts_follow_the_real_episodes(episodes):
     assert (always.termination_recall, always.termination_false_alarms) == (1.0, 1.0)
     assert (never.termination_recall, never.termination_false_alarms) == (0.0, 0.0)
     assert always.reward_mean_elsewhere == pytest.approx(0.25)
+    assert always.reward_mean_off_ends == pytest.approx(0.25)
     rewards = np.concatenate([ep["rewards"] for ep in episodes])
     assert always.reward_mse == pytest.approx(float(np.mean((rewards - 0.25) ** 2)), rel=1e-5)
     assert always.generated == sum(min(len(ep["actions"]), 5) for ep in episodes)

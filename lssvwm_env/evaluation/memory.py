@@ -292,7 +292,7 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
     task = TASKS[config.task]
     dataset = Dataset.open(data_dir)
     check_compatible(model, dataset, data_dir)
-    if dataset.manifest.policy not in task.policies:
+    if dataset.manifest.policy.partition(":")[0] not in task.policies:  # a spec's options keep its kind
         log(f"note: the {config.task} task is meant for `--policy {' or '.join(task.policies)}` episodes; {data_dir} was "
             f"collected with --policy {dataset.manifest.policy} (the memory / novel split still applies)")
     entries = {e.index: e.length for e in dataset.episodes(config.split)}

@@ -41,6 +41,8 @@ class TransitionMetrics:
     reward_mean_where_rewarded: float  # mean prediction at transitions with a real reward != 0
     real_reward_mean_where_rewarded: float
     reward_mean_elsewhere: float
+    # At transitions that neither pay nor end: what an agent could farm by making episodes long.
+    reward_mean_off_ends: float
     reward_mse: float
     next_latent_mse_at_noise_1: float  # the denoiser's x0 estimate from pure noise
     next_latent_mse_of_mean: float  # predicting the mean latent (0)
@@ -56,7 +58,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
     """generation_frames: the first frames of each episode whose latent is estimated from noise."""
     generator = torch.Generator().manual_seed(seed)
     hits = terminals = alarms = others = 0
-    rewarded_pred, rewarded_real, other_pred, squared = [], [], [], []
+    rewarded_pred, rewarded_real, other_pred, off_ends_pred, squared = [], [], [], [], []
     mse_model = mse_mean = mse_previous = mse_unchanged = 0.0
     count = unchanged = 0
     final_frames = all("final_frame" in ep for ep in episodes)
@@ -81,6 +83,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
         rewarded_pred += reward[rewarded].tolist()
         rewarded_real += real_reward[rewarded].tolist()
         other_pred += reward[~rewarded].tolist()
+        off_ends_pred += reward[~rewarded & ~real_end].tolist()
         squared += (reward - real_reward).pow(2).tolist()
         if generation_frames < 1:
             continue
@@ -116,6 +119,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
         termination_false_alarms=alarms / others if others else float("nan"),
         rewarded_transitions=len(rewarded_pred), reward_mean_where_rewarded=mean(rewarded_pred),
         real_reward_mean_where_rewarded=mean(rewarded_real), reward_mean_elsewhere=mean(other_pred),
+        reward_mean_off_ends=mean(off_ends_pred),
         reward_mse=mean(squared), next_latent_mse_at_noise_1=mse_model / max(count, 1),
         next_latent_mse_of_mean=mse_mean / max(count, 1), next_latent_mse_of_previous=mse_previous / max(count, 1),
         unchanged_generated=unchanged,
@@ -147,7 +151,8 @@ def summary(m: TransitionMetrics) -> str:
              f"termination: {m.terminal_transitions} real ends, recall {m.termination_recall:.3f}, "
              f"false alarms {m.termination_false_alarms:.4f} of the other transitions",
              f"reward: {m.rewarded_transitions} rewarded transitions, predicted {m.reward_mean_where_rewarded:.3f} "
-             f"(real {m.real_reward_mean_where_rewarded:.3f}), elsewhere {m.reward_mean_elsewhere:.4f}; "
+             f"(real {m.real_reward_mean_where_rewarded:.3f}), elsewhere {m.reward_mean_elsewhere:.4f} "
+             f"(where nothing is paid and nothing ends {m.reward_mean_off_ends:.5f}); "
              f"MSE {m.reward_mse:.5f}",
              f"next latent from noise level 1: MSE {m.next_latent_mse_at_noise_1:.3f} (mean latent "
              f"{m.next_latent_mse_of_mean:.3f}, previous latent {m.next_latent_mse_of_previous:.3f})",
