@@ -250,7 +250,6 @@ class ExploreConfig:
 class ExplorePolicy(Policy):
     name = "explore"
     needs_navigation = True
-
     CONFIG = ExploreConfig
 
     def __init__(self, spec: EnvSpec, config: ExploreConfig | None = None):

@@ -4,8 +4,9 @@ led to the frame through adaptive normalisation) to the reward and termination o
 With `reward_gate`, a third output classifies "is there any reward": the predicted reward is the
 regression (trained only where a reward was paid) times the gate's probability, the expected reward,
 and exactly zero where that probability is below `reward_floor`. Sparse-reward envs (MiniGrid, Memory
-Maze) pay nothing on almost every step; a plain regression leaves a small bias there (0.007 a step on
-MiniGrid-MemoryS7), and an agent trained inside the model learns to farm it by making episodes long.
+Maze) pay nothing on almost every step; a plain regression leaves a small bias there, largest on the
+frames the model generates, and an agent trained inside the model learns to farm it by making episodes
+long (a MiniGrid-MemoryS7 agent collected 0.842 over 100-step imagined episodes that never ended).
 Where the outcome is uncertain (an end of MiniGrid's hallway, which pays only if it matches an object
 the model may not remember) the expected reward stays what a policy should be trained on.
 """
