@@ -693,6 +693,12 @@ def _human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def unchanged_transitions(frames: np.ndarray) -> np.ndarray:
+    """frames (T, H, W, C) -> (T - 1,) bool: whether frames[t + 1] is exactly frames[t] (the action
+    in between had no visible effect: a wall, an action that does nothing)."""
+    return (frames[1:] == frames[:-1]).all(axis=tuple(range(1, frames.ndim)))
+
+
 def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> DatasetInfo:
     """A summary of a dataset; reads only the actions of each episode file, and with `effects` also
     the frames, to count per action the transitions that left the observation unchanged (the last
@@ -721,7 +727,7 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
         actions = np.clip(actions, 0, manifest.num_actions - 1)
         counts += np.bincount(actions, minlength=manifest.num_actions)
         if unchanged is not None:
-            same = (frames[1:] == frames[:-1]).all(axis=(1, 2, 3))
+            same = unchanged_transitions(frames)
             unchanged += np.bincount(actions[:len(same)][same], minlength=manifest.num_actions)
     returns = np.array([e.episode_return for e in entries], dtype=np.float64)
     lengths = np.array([e.length for e in entries], dtype=np.int64)

@@ -413,9 +413,14 @@ def _dedupe_consecutive(cells: list[Cell]) -> list[Cell]:
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, ExplorePolicy, RetracePolicy)}
 
 
+def policy_name(spec: str) -> str:
+    """The policy a spec names: `explore` for `explore:wall_bump=0.4`."""
+    return spec.partition(":")[0]
+
+
 def parse_policy_spec(spec: str) -> tuple[type[Policy], dict[str, Any]]:
     """`name` or `name:field=value,...` -> (policy class, config fields); PolicyError names what is wrong."""
-    name, _, options = spec.partition(":")
+    name, options = policy_name(spec), spec.partition(":")[2]
     if name not in POLICIES:
         raise PolicyError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
     cls = POLICIES[name]

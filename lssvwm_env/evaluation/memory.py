@@ -283,6 +283,7 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
     from tqdm import tqdm
 
     from data_collection.dataset import Dataset
+    from data_collection.policies import policy_name
     from lssvwm_env.evaluation import plots, videos
     from lssvwm_env.evaluation.perceptual import LPIPS, lpips_status
     from lssvwm_env.training.data import write_json_atomic
@@ -292,7 +293,7 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
     task = TASKS[config.task]
     dataset = Dataset.open(data_dir)
     check_compatible(model, dataset, data_dir)
-    if dataset.manifest.policy.partition(":")[0] not in task.policies:  # a spec's options keep its kind
+    if policy_name(dataset.manifest.policy) not in task.policies:
         log(f"note: the {config.task} task is meant for `--policy {' or '.join(task.policies)}` episodes; {data_dir} was "
             f"collected with --policy {dataset.manifest.policy} (the memory / novel split still applies)")
     entries = {e.index: e.length for e in dataset.episodes(config.split)}

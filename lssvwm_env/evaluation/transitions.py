@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data_collection.dataset import unchanged_transitions
 from lssvwm_env.models.diffusion import denoised_estimate
 from lssvwm_env.training.data import model_aligned, write_json_atomic
 
@@ -90,6 +91,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
 
         # Each next latent from pure noise, given the real past (a clean pass over frames 0..t-1).
         horizon = min(keep, generation_frames)
+        still = unchanged_transitions(aligned["frames"][:horizon + 1])  # still[t - 1]: frame t equals frame t - 1
         states = [model.initial_state(1)]
         for t in range(horizon):
             states.append(model.step_latents(states[-1], latents[:, t:t + 1], actions_in[:, t:t + 1])[2])
@@ -101,7 +103,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
             estimate = denoised_estimate(noise, prediction, level, model.config.diffusion)
             error = float((estimate - target).pow(2).mean())
             mse_model += error
-            if np.array_equal(aligned["frames"][t], aligned["frames"][t - 1]):
+            if still[t - 1]:
                 mse_unchanged += error
                 unchanged += 1
             mse_mean += float(target.pow(2).mean())
