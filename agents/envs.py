@@ -3,7 +3,8 @@ Box(0, 255, (64, 64, 3), uint8) frames and Discrete(n) actions.
 
     RealImageEnv            a real env (data_collection.envs.make_env) as a gymnasium.Env, with a
                             step limit, so SB3 can train and evaluate in the REAL env
-    make_real_vec_env       M real envs as an SB3 VecEnv (DummyVecEnv, or SubprocVecEnv)
+    make_real_vec_env       M real envs as an SB3 VecEnv (DummyVecEnv, or RealEnvWorkers)
+    RealEnvWorkers          SubprocVecEnv that names the dead worker and the likely cause when one dies
     make_imagined_vec_env   M imagined envs as one LSSVWMSB3VecEnv: one forward pass for all M
     imagined_env_id         "LSSVWM-Memory-v0" (or "lssvwm_env:LSSVWM-Memory-v0") -> the id; None
                             for a real env name
@@ -118,16 +119,65 @@ def make_imagined_vec_env(env_id: str, num_envs: int, checkpoint: str | Path | N
     return venv
 
 
+class WorkerDiedError(RuntimeError):
+    pass
+
+
+class RealEnvWorkers(SubprocVecEnv):
+    """One process per real env (SubprocVecEnv), for envs whose physics and rendering cost more than
+    the policy. A worker that dies, most often to the kernel's out-of-memory killer (a Memory Maze
+    env holds about 1.5 GiB in its process: 16 of them killed workers on this 24 GiB machine), would
+    otherwise surface as a bare EOFError from a pipe; here it is a WorkerDiedError that says which
+    worker, its exit code and what to change."""
+
+    def __init__(self, env_fns: list, name: str):
+        self.name = name
+        super().__init__(env_fns, start_method="forkserver")
+
+    def _died(self, error: Exception) -> WorkerDiedError:
+        self.waiting = False  # the live workers' replies were read or will never come: close() must not wait
+        for process in self.processes:
+            process.join(timeout=1.0)  # a dying worker may still be exiting
+        dead = [(i, p.exitcode) for i, p in enumerate(self.processes) if p.exitcode is not None]
+        which = ", ".join(f"worker {i} (exit code {code})" for i, code in dead) or "a worker"
+        killed = any(code == -9 for _, code in dead)
+        return WorkerDiedError(
+            f"{self.name}: {which} of {len(self.processes)} died"
+            + (" (SIGKILL: usually the out-of-memory killer, see `dmesg`)" if killed else "")
+            + f" after {type(error).__name__}; run fewer envs (--num-envs, --eval-envs) or free memory")
+
+    def reset(self):  # type: ignore[override]
+        try:
+            return super().reset()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
+            raise self._died(error) from error
+
+    def step_wait(self):  # type: ignore[override]
+        try:
+            return super().step_wait()
+        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
+            raise self._died(error) from error
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            for process in self.processes:  # the pipes of dead workers are gone: stop the rest directly
+                process.terminate()
+                process.join()
+            self.closed = True
+
+
 def make_real_vec_env(name: str, num_envs: int, max_episode_steps: int | None = None, seed: int | None = None,
                       subprocesses: bool = False) -> VecEnv:
     """`num_envs` RealImageEnv of `name` as an SB3 VecEnv: DummyVecEnv (in this process), or
-    SubprocVecEnv (one process per env: for Memory Maze, whose physics and rendering cost more than
+    RealEnvWorkers (one process per env: for Memory Maze, whose physics and rendering cost more than
     the policy). seed: env i's first reset uses seed + i."""
     def make() -> RealImageEnv:
         return RealImageEnv(name, max_episode_steps)
 
     if subprocesses:
-        venv: VecEnv = SubprocVecEnv([make] * num_envs, start_method="forkserver")
+        venv: VecEnv = RealEnvWorkers([make] * num_envs, name)
     else:
         venv = DummyVecEnv([make] * num_envs)
     if seed is not None:

@@ -1,6 +1,9 @@
 """The envs agents meet: the real env as a Gymnasium Env (check_env, spaces equal to the imagined
 env's, seeding, step limit) and the evaluation harness on real MiniGrid and on a tiny world model."""
 
+import os
+import signal
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
 
-from agents.envs import RealImageEnv, imagined_env_id, make_imagined_vec_env, make_real_vec_env
+from agents.envs import RealImageEnv, WorkerDiedError, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.evaluation import evaluate_in_model, evaluate_in_real_env, run_episodes
 from agents.policies import RandomPolicy
 
@@ -119,3 +122,15 @@ def test_harness_inside_the_model_is_reproducible_and_leaves_torch_rng_alone(che
     assert second.env.startswith("model:")
     assert first.returns == second.returns
     assert np.array_equal(np.stack(first.frames), np.stack(second.frames))
+
+
+def test_a_dead_worker_is_named_with_its_exit_code_and_close_still_works():
+    venv = make_real_vec_env(MINIGRID, 2, max_episode_steps=20, seed=0, subprocesses=True)
+    try:
+        assert venv.reset().shape == (2, 64, 64, 3)
+        os.kill(venv.processes[1].pid, signal.SIGKILL)  # what the out-of-memory killer does
+        with pytest.raises(WorkerDiedError, match=r"minigrid-memory: worker 1 \(exit code -9\) of 2 died.*out-of-memory"):
+            venv.step(np.zeros(2, dtype=np.int64))
+    finally:
+        venv.close()
+    assert venv.closed and not any(p.is_alive() for p in venv.processes)
