@@ -144,12 +144,18 @@ class RealEnvWorkers(SubprocVecEnv):
         return WorkerDiedError(
             f"{self.name}: {which} of {len(self.processes)} died"
             + (" (SIGKILL: usually the out-of-memory killer, see `dmesg`)" if killed else "")
-            + f" after {type(error).__name__}; run fewer envs (--num-envs, --eval-envs) or free memory")
+            + f" after {type(error).__name__}; run fewer envs (--num-envs) or free memory")
 
     def reset(self):  # type: ignore[override]
         try:
             return super().reset()
         except (EOFError, BrokenPipeError, ConnectionResetError) as error:
+            raise self._died(error) from error
+
+    def step_async(self, actions: np.ndarray) -> None:
+        try:
+            super().step_async(actions)
+        except (BrokenPipeError, ConnectionResetError) as error:
             raise self._died(error) from error
 
     def step_wait(self):  # type: ignore[override]
