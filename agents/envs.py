@@ -15,6 +15,8 @@ An env name is either a registered LSSVWM id (imagined) or a real env name for m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -123,6 +125,10 @@ class WorkerDiedError(RuntimeError):
     pass
 
 
+# What a pipe to a dead worker raises, on receive and on send.
+PIPE_ERRORS = (EOFError, BrokenPipeError, ConnectionResetError)
+
+
 class RealEnvWorkers(SubprocVecEnv):
     """One process per real env (SubprocVecEnv), for envs whose physics and rendering cost more than
     the policy. A worker that dies, most often to the kernel's out-of-memory killer (a Memory Maze
@@ -146,28 +152,29 @@ class RealEnvWorkers(SubprocVecEnv):
             + (" (SIGKILL: usually the out-of-memory killer, see `dmesg`)" if killed else "")
             + f" after {type(error).__name__}; run fewer envs (--num-envs) or free memory")
 
-    def reset(self):  # type: ignore[override]
+    @contextmanager
+    def _naming_dead_workers(self) -> Iterator[None]:
         try:
-            return super().reset()
-        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
+            yield
+        except PIPE_ERRORS as error:
             raise self._died(error) from error
+
+    def reset(self):  # type: ignore[override]
+        with self._naming_dead_workers():
+            return super().reset()
 
     def step_async(self, actions: np.ndarray) -> None:
-        try:
+        with self._naming_dead_workers():
             super().step_async(actions)
-        except (BrokenPipeError, ConnectionResetError) as error:
-            raise self._died(error) from error
 
     def step_wait(self):  # type: ignore[override]
-        try:
+        with self._naming_dead_workers():
             return super().step_wait()
-        except (EOFError, BrokenPipeError, ConnectionResetError) as error:
-            raise self._died(error) from error
 
     def close(self) -> None:
         try:
             super().close()
-        except (EOFError, BrokenPipeError, ConnectionResetError):
+        except PIPE_ERRORS:
             for process in self.processes:  # the pipes of dead workers are gone: stop the rest directly
                 process.terminate()
                 process.join()
