@@ -14,6 +14,7 @@ Arrays of one episode, all of length T and aligned so that actions[t] is taken a
     truncated      (T,) bool               the episode was cut after actions[t] (step limit)
     agent_pos      (T, 2) float32          optional: pose at frames[t], grid units (envs.py)
     agent_dir      (T, 2) float32          optional: facing direction at frames[t]
+    target_pos     (T, 2) float32          optional: the target the env pays for next (Memory Maze)
     retrace_phase  (T,) int8               optional: the retrace policy's phase at step t
     maze_layout    (H, W) uint8            optional, per episode: 0 wall, 1 free, 2 ends the episode
     final_frame    (64, 64, 3) uint8       optional, per episode: the observation after the last action
@@ -75,6 +76,7 @@ ARRAY_SPECS: dict[str, ArraySpec] = {
     "truncated": ArraySpec(np.dtype(np.bool_), ()),
     "agent_pos": ArraySpec(np.dtype(np.float32), (2,)),
     "agent_dir": ArraySpec(np.dtype(np.float32), (2,)),
+    "target_pos": ArraySpec(np.dtype(np.float32), (2,)),
     "retrace_phase": ArraySpec(np.dtype(np.int8), ()),
     "maze_layout": ArraySpec(np.dtype(np.uint8), (None, None), per_step=False),
     "final_frame": ArraySpec(np.dtype(np.uint8), (None, None, 3), per_step=False),  # (H, W, C) = obs_shape

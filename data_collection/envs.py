@@ -13,6 +13,7 @@ agent's privileged state when the env knows it, as float32 arrays in grid units:
 
     agent_pos: (2,) (x, y); the agent stands in cell maze_layout[floor(y), floor(x)]
     agent_dir: (2,) unit vector of the facing direction in the same (x, y) frame
+    target_pos: (2,) Memory Maze only: the centre of the target the env pays for next, same frame
 
 Memory Maze's frame has y pointing up (maze_layout row 0 is the bottom of the maze); MiniGrid's has
 y pointing down (row 0 is the top). `Navigation.left_increases_angle` tells a policy which way a
@@ -304,6 +305,7 @@ class MemoryMazeEnv(RealEnv):
             pose={
                 "agent_pos": np.asarray(obs["agent_pos"], dtype=np.float32),
                 "agent_dir": np.asarray(obs["agent_dir"], dtype=np.float32),
+                "target_pos": np.asarray(obs["target_pos"], dtype=np.float32),
             },
         )
 
@@ -320,7 +322,7 @@ def memory_maze_spec(size: str) -> EnvSpec:
         kind="memory-maze",
         target=size,
         action_space=ActionSpace(len(MEMORY_MAZE_ACTIONS), MEMORY_MAZE_ACTIONS),
-        pose_keys=("agent_pos", "agent_dir"),
+        pose_keys=("agent_pos", "agent_dir", "target_pos"),
         static_keys=("maze_layout",),
         navigation=MEMORY_MAZE_NAVIGATION,
     )

@@ -9,6 +9,9 @@ navigating policies walk the maze on purpose:
   `explore:wall_bump=0.3` also walks into the wall ahead with that probability at every step that
   faces one: without it "forward" almost never meets a wall in the data, and a model trained on it
   lets agents walk through walls.
+  `explore:seek_target=0.5` makes that fraction of the walks go to the target the env pays for
+  (Memory Maze's `target_pos`) instead of a random cell: a random walk touches a target about once
+  per 700 steps, too rarely for a model to learn what a reward looks like.
 - `retrace`: walks a path out, turns around, walks back to its start, turns to its first heading and
   walks the same path out again. The last third of the episode passes the same cells with the same
   headings as the first third: ground truth for the retrieval benchmark (DESIGN.md, Evaluation).
@@ -240,9 +243,12 @@ class ExploreConfig:
     # entered), so runs of pushing against a wall are geometric. The planned path turns away from
     # walls, so without this the data shows almost no blocked moves.
     wall_bump: float = 0.0
+    # Probability that a new walk goes to the cell of the env's current target (pose "target_pos")
+    # instead of a random cell, so the data holds many arrivals and their rewards.
+    seek_target: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("action_noise", "wall_bump"):
+        for name in ("action_noise", "wall_bump", "seek_target"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise PolicyError(f"explore: {name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -264,6 +270,11 @@ class ExplorePolicy(Policy):
         self.follower = PathFollower(_walkable_layout(static, self.name, avoid_terminal=False), self.driver)
         self.last_cell: Cell | None = None
         self.steps_in_cell = 0
+        if self.config.seek_target > 0 and "target_pos" not in first.pose:
+            raise PolicyError(
+                f"explore: seek_target={self.config.seek_target} walks to the env's target, but env "
+                f"{self.spec.name!r} reports no target_pos (only Memory Maze does); drop seek_target"
+            )
 
     def act(self, step: Step) -> int:
         pos, direction = _pose(step)
@@ -276,7 +287,7 @@ class ExplorePolicy(Policy):
         action = self.follower.act(pos, direction)
         if action is None:
             # At the goal: on to the next one (or stand still in a world of one cell).
-            self.follower.set_path(path_to_random_cell(self.follower.walkable, here, self.rng, self.config.min_goal_distance) or [])
+            self.follower.set_path(self._next_path(step, here) or [])
             action = self.follower.act(pos, direction)
         if action is None:
             action = self.driver.nav.noop
@@ -285,6 +296,14 @@ class ExplorePolicy(Policy):
         if self.rng.random() < self.config.action_noise:
             action = int(self.rng.integers(self.spec.action_space.n))
         return int(action)
+
+    def _next_path(self, step: Step, here: Cell) -> list[Cell] | None:
+        # The draw is skipped when seek_target is 0 so datasets collected before it stay reproducible.
+        if self.config.seek_target > 0 and self.rng.random() < self.config.seek_target:
+            path = shortest_path(self.follower.walkable, here, cell_of(step.pose["target_pos"]))
+            if path is not None:
+                return path
+        return path_to_random_cell(self.follower.walkable, here, self.rng, self.config.min_goal_distance)
 
     def _faces_wall(self, pos: np.ndarray, direction: np.ndarray) -> bool:
         """Whether the cell one cell-length ahead cannot be entered (or lies outside the maze)."""

@@ -36,7 +36,7 @@ def test_memory_maze_pose_indexes_the_layout_and_actions_turn_as_declared():
     layout = env.static["maze_layout"].copy()
     assert layout.shape == (9, 9) and layout.dtype == np.uint8
     assert step.frame.shape == FRAME_SHAPE and step.frame.dtype == np.uint8
-    assert set(step.pose) == {"agent_pos", "agent_dir"}
+    assert set(step.pose) == {"agent_pos", "agent_dir", "target_pos"}
     assert all(v.dtype == np.float32 and v.shape == (2,) for v in step.pose.values())
 
     rng = np.random.default_rng(0)

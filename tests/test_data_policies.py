@@ -178,6 +178,29 @@ def test_explore_wall_bump_walks_into_walls():
     assert sum(bumping) >= 15, bumping
 
 
+def test_explore_seek_target_collects_the_rewards_memory_maze_pays_where_target_pos_says(memory_maze):
+    plain = [_episode(memory_maze, "explore:action_noise=0", seed, 250) for seed in (1, 2)]
+    seeking = [_episode(memory_maze, "explore:action_noise=0,seek_target=1", seed, 250) for seed in (1, 2)]
+    # Walking only to targets paid 9 times in these 500 steps, random goals twice.
+    paid_seeking, paid_plain = (sum(float(ep["rewards"].sum()) for ep in eps) for eps in (seeking, plain))
+    assert paid_seeking >= 6 and paid_seeking >= 3 * paid_plain, (paid_seeking, paid_plain)
+    for episode in seeking:
+        paid = np.flatnonzero(episode["rewards"][:-1] > 0)
+        target, pos = episode["target_pos"], episode["agent_pos"]
+        # The pose names the target that is paid for: the agent stands at it, then a new one is set.
+        assert np.all(np.linalg.norm(pos[paid + 1] - target[paid], axis=1) < 0.6)
+        assert np.all(np.linalg.norm(target[paid + 1] - target[paid], axis=1) > 0.5)
+
+
+def test_explore_seek_target_needs_an_env_that_reports_its_target():
+    env = make_env("MiniGrid-MemoryS7-v0")
+    try:
+        with pytest.raises(PolicyError, match="reports no target_pos.*drop seek_target"):
+            _episode(env, "explore:seek_target=0.5", 0, 5)
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("spec, message", [
     ("explore:wall_bmp=0.2", "not field=value with a field of explore"),
     ("explore:wall_bump", "not field=value"),
