@@ -82,7 +82,6 @@ ARRAY_SPECS: dict[str, ArraySpec] = {
     "final_frame": ArraySpec(np.dtype(np.uint8), (None, None, 3), per_step=False),  # (H, W, C) = obs_shape
 }
 REQUIRED_ARRAYS = ("frames", "actions", "rewards", "terminated", "truncated")
-POSE_ARRAYS = ("agent_pos", "agent_dir")
 
 
 def episode_file(index: int) -> str:
