@@ -261,6 +261,11 @@ class ExplorePolicy(Policy):
     def __init__(self, spec: EnvSpec, config: ExploreConfig | None = None):
         super().__init__(spec)
         self.config = config or ExploreConfig()
+        if self.config.seek_target > 0 and "target_pos" not in spec.pose_keys:
+            raise PolicyError(
+                f"explore: seek_target={self.config.seek_target} walks to the env's target, but env "
+                f"{spec.name!r} reports no target_pos (only Memory Maze does); drop seek_target"
+            )
         assert spec.navigation is not None
         self.driver = Driver(spec.navigation)
 
@@ -270,11 +275,6 @@ class ExplorePolicy(Policy):
         self.follower = PathFollower(_walkable_layout(static, self.name, avoid_terminal=False), self.driver)
         self.last_cell: Cell | None = None
         self.steps_in_cell = 0
-        if self.config.seek_target > 0 and "target_pos" not in first.pose:
-            raise PolicyError(
-                f"explore: seek_target={self.config.seek_target} walks to the env's target, but env "
-                f"{self.spec.name!r} reports no target_pos (only Memory Maze does); drop seek_target"
-            )
 
     def act(self, step: Step) -> int:
         pos, direction = _pose(step)
