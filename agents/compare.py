@@ -11,12 +11,15 @@ OUT/results.json.
 
 Budgets are flags: --real-steps (default: the dataset's steps), --imagined-timesteps, --episodes,
 --max-steps, --num-envs. Training runs go to OUT/model_free and OUT/imagined; a finished run there
-with the same budget is reused, so an interrupted comparison restarts where it stopped.
+with the same budget is reused, so an interrupted comparison restarts where it stopped. When only the
+world model changed, --baselines-from OUT_BEFORE takes the random and model-free rows from an earlier
+comparison on the same seeded episodes instead of evaluating them again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +41,50 @@ class Row:
     real_steps: int  # real env steps the agent's training cost (for imagination: the world model's dataset)
     real: EvalResult
     in_model: EvalResult | None = None
+    policy: str | None = None  # the evaluated run's directory (None: the random policy)
 
     def to_json(self) -> dict[str, Any]:
         return {"agent": self.agent, "trained_in": self.trained_in, "real_steps": self.real_steps,
-                "real": self.real.to_json(), "in_model": self.in_model.to_json() if self.in_model else None}
+                "policy": self.policy, "real": self.real.to_json(),
+                "in_model": self.in_model.to_json() if self.in_model else None}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "Row":
+        return Row(data["agent"], data["trained_in"], data["real_steps"], EvalResult.from_json(data["real"]),
+                   EvalResult.from_json(data["in_model"]) if data.get("in_model") else None, data.get("policy"))
+
+
+class Baselines:
+    """The random and model-free rows of a previous comparison (--baselines-from), reused when they were
+    evaluated on the same seeded real episodes: evaluation is seeded, so evaluating again would give
+    the same numbers (tests/test_agents_compare.py) and cost as many real env steps as it did then."""
+
+    def __init__(self, previous_out: Path | None, real_env: str, evaluation: dict[str, Any]) -> None:
+        self.source, self.rows, self.reused = previous_out, [], []
+        if previous_out is None:
+            return
+        path = previous_out / "results.json"
+        try:
+            previous = json.loads(path.read_text())
+            rows = [Row.from_json(row) for row in previous["rows"]]
+            same = previous["real_env"] == real_env and previous["evaluation"] == evaluation
+        except FileNotFoundError:
+            raise SystemExit(f"--baselines-from: {path} does not exist (pass a previous agents.compare --out)")
+        except (ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"--baselines-from: {path} is not an agents.compare results file: {error!r}")
+        if not same:
+            print(f"not reusing {path}: it evaluated {previous['real_env']} with {previous['evaluation']}, "
+                  f"this run {real_env} with {evaluation}")
+            return
+        self.rows = rows
+
+    def find(self, agent_prefix: str, policy: str | None) -> Row | None:
+        for row in self.rows:
+            if row.agent.startswith(agent_prefix) and row.in_model is None and row.policy == policy:
+                print(f"reusing the {row.agent} row of {self.source / 'results.json'}")
+                self.reused.append(row.agent)
+                return row
+        return None
 
 
 def dataset_steps(dataset: str | Path) -> dict[str, int]:
@@ -81,6 +124,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--baselines-from", type=Path,
+                        help="a previous agents.compare --out: reuse its random and model-free rows if they were "
+                             "evaluated on the same real episodes (and the model-free one from --model-free-policy)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -117,19 +163,24 @@ def run(args: argparse.Namespace) -> int:
                   batch_size=args.batch_size, n_epochs=args.n_epochs, max_episode_steps=args.max_episode_steps,
                   eval_episodes=0, device=args.device, threads=args.threads)
     rows: list[Row] = []
+    baselines = Baselines(args.baselines_from, args.real_env, evaluation)
 
     n_actions = env_spec(args.real_env).action_space.n
-    rows.append(Row("random", "-", 0, evaluate_in_real_env(RandomPolicy(n_actions, args.eval_seed), args.real_env,
-                                                           **evaluation)))
+    rows.append(baselines.find("random", None) or Row(
+        "random", "-", 0, evaluate_in_real_env(RandomPolicy(n_actions, args.eval_seed), args.real_env, **evaluation)))
     print(f"random: {rows[-1].real.line()}")
 
     model_free_dir = Path(args.model_free_policy) if args.model_free_policy else trained_run(
         out / "model_free", TrainArgs(env=args.real_env, out=out / "model_free", timesteps=real_steps,
                                       subprocesses=args.subprocesses, **common), args.progress)
-    policy, algo = load_policy(model_free_dir, device=args.device)
-    spent = read_summary(model_free_dir)["real_env_steps"]["training"]
-    rows.append(Row(f"model-free {algo}", args.real_env, spent,
-                    evaluate_in_real_env(policy, args.real_env, **evaluation)))
+    model_free_row = baselines.find("model-free", str(model_free_dir.resolve()))
+    if model_free_row is None:
+        policy, algo = load_policy(model_free_dir, device=args.device)
+        spent = read_summary(model_free_dir)["real_env_steps"]["training"]
+        model_free_row = Row(f"model-free {algo}", args.real_env, spent,
+                             evaluate_in_real_env(policy, args.real_env, **evaluation),
+                             policy=str(model_free_dir.resolve()))
+    rows.append(model_free_row)
     print(f"model-free: {rows[-1].real.line()}")
 
     imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
@@ -143,21 +194,24 @@ def run(args: argparse.Namespace) -> int:
                     real_steps,
                     evaluate_in_real_env(policy, args.real_env, **evaluation),
                     evaluate_in_model(policy, env_id, checkpoint, context=args.context, device=args.device,
-                                      **evaluation)))
+                                      **evaluation), str(imagined_dir.resolve())))
     print(f"imagination, real env: {rows[-1].real.line()}")
     print(f"imagination, in model: {rows[-1].in_model.line()}")
 
     results = {"real_env": args.real_env, "env": env_id, "checkpoint": checkpoint, "dataset": args.dataset,
                "dataset_steps": budget, "real_steps": real_steps, "evaluation": evaluation,
+               "reused_rows": {"from": str(args.baselines_from), "agents": baselines.reused} if baselines.reused
+               else None,
                "rows": [row.to_json() for row in rows]}
     write_json_atomic(out / "results.json", results)
-    (out / "comparison.md").write_text(markdown_table(rows, args.real_env, evaluation, budget))
+    (out / "comparison.md").write_text(markdown_table(rows, args.real_env, evaluation, budget, results["reused_rows"]))
     plot(rows, args.real_env, out / "comparison.png")
     print(f"wrote {out / 'comparison.md'}, {out / 'comparison.png'}, {out / 'results.json'}")
     return 0
 
 
-def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], budget: dict[str, int] | None) -> str:
+def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], budget: dict[str, int] | None,
+                   reused: dict[str, Any] | None = None) -> str:
     limit = f", cut at {evaluation['max_steps']} steps" if evaluation["max_steps"] else ""
     lines = [f"# Agents in {real_env}", "",
              f"Return over {evaluation['episodes']} real episodes (seed {evaluation['seed']}{limit}), mean ± std; "
@@ -165,6 +219,8 @@ def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], b
              "cost in the real env; for the agent trained in imagination, the world model's dataset"
              + (f" ({budget['total']} steps: {budget['train']} train, {budget['eval']} eval episodes)." if budget
                 else "."), "",
+             *([f"Rows evaluated by an earlier comparison on the same episodes ({reused['from']}): "
+                f"{', '.join(reused['agents'])}.", ""] if reused else []),
              "| agent | trained in | real env steps | real env return | in-model return | imagination gap |",
              "|---|---|---:|---:|---:|---:|"]
     for row in rows:

@@ -53,6 +53,12 @@ class EvalResult:
                    mean_length=float(np.mean(self.lengths)))
         return out
 
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> "EvalResult":
+        """Inverse of to_json (without the video frames, which it does not hold)."""
+        return EvalResult(data["env"], list(data["returns"]), list(data["lengths"]), data["env_steps"],
+                          data["seconds"], data["deterministic"], data["seed"])
+
     def line(self) -> str:
         """`<env> (K episodes, mean length L): return M ± S`: mean ± std ends the line."""
         return (f"{self.env} ({len(self.returns)} episodes, mean length {np.mean(self.lengths):.1f}): "

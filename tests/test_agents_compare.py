@@ -59,6 +59,38 @@ def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
     again = json.loads((out / "results.json").read_text())
     assert without_timings(again["rows"]) == without_timings(results["rows"])  # seeded: the same numbers
 
+    # A second comparison of another imagination run reuses the baseline rows of the first.
+    capsys.readouterr()
+    other = tmp_path / "compare-other"
+    compare.main(replace_flag(args, "--out", str(other)) + ["--baselines-from", str(out),
+                                                             "--model-free-policy", str(out / "model_free")])
+    printed = capsys.readouterr().out
+    assert "reusing the random row" in printed and "reusing the model-free ppo row" in printed
+    reused = json.loads((other / "results.json").read_text())
+    assert reused["reused_rows"] == {"from": str(out), "agents": ["random", "model-free ppo"]}
+    assert reused["rows"][:2] == again["rows"][:2]
+    assert f"earlier comparison on the same episodes ({out}): random, model-free ppo." in (
+        other / "comparison.md").read_text()
+
+    # Other evaluation episodes: nothing is reused, the baselines are evaluated again.
+    compare.main(replace_flag(args, "--out", str(tmp_path / "compare-3")) + ["--baselines-from", str(out),
+                                                                           "--episodes", "1"])
+    printed = capsys.readouterr().out
+    assert "not reusing" in printed and "reusing the" not in printed
+    third = json.loads((tmp_path / "compare-3" / "results.json").read_text())
+    assert third["reused_rows"] is None and third["rows"][0]["real"]["episodes"] == 1
+
+
+def test_compare_baselines_from_names_the_missing_file(tmp_path):
+    with pytest.raises(SystemExit, match="compare-never-run/results.json does not exist"):
+        compare.main(["--out", str(tmp_path / "out"), "--real-env", MINIGRID, "--real-steps", "10",
+                      "--baselines-from", str(tmp_path / "compare-never-run")])
+
+
+def replace_flag(args, flag, value):
+    i = args.index(flag)
+    return args[:i + 1] + [value] + args[i + 2:]
+
 
 def without_timings(rows):
     return [{k: ({m: w for m, w in v.items() if m != "seconds"} if isinstance(v, dict) else v) for k, v in row.items()}
