@@ -180,11 +180,11 @@ def run_train(args: argparse.Namespace) -> int:
     """Training steps of the dynamics on random latents (the data path is not what is measured)."""
     import torch
     from lssvwm_env.models.diffusion import add_noise, sample_training_noise, training_target
-    from lssvwm_env.presets import preset
     from lssvwm_env.models import WorldModel
+    from lssvwm_env.training.train import build_config
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = preset(args.preset)
+    config = build_config(args.preset, args.set)
     if args.precision:
         config.model.bf16 = args.precision == "bf16"
     stage = config.dynamics_training.curriculum[0]
@@ -222,7 +222,7 @@ def run_train(args: argparse.Namespace) -> int:
                "s_per_step": seconds, "frames_per_s": frames / seconds, "tokens_per_s": tokens / seconds,
                "gflop_per_step": flops / 1e9, "achieved_gflops": achieved, "precision": precision,
                "fraction_of_peak": achieved / PEAK_GFLOPS[precision],
-               "fraction_of_bf16_peak": achieved / PEAK_GFLOPS["bf16"]}
+               "fraction_of_bf16_peak": achieved / PEAK_GFLOPS["bf16"], "overrides": " ".join(args.set) or "-"}
     if args.json:
         print(json.dumps(figures))
     else:
@@ -253,6 +253,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--steps", type=int, default=3)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--precision", choices=["fp32", "bf16"], help="autocast of the backbone (default: the preset's)")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field as `lssvwm train --set` does, e.g. model.backbone.attention.window=4")
     t.add_argument("--json", action="store_true")
     t.set_defaults(_bench=run_train)
     from lssvwm_env.envs import bench_env

@@ -57,9 +57,10 @@ def dataclass_from_dict(cls: type[T], data: dict, where: str = "") -> T:
     return cls(**kwargs)
 
 
-def set_by_path(config: Any, dotted: str, raw: str) -> Any:
+def set_by_path(config: Any, dotted: str, raw: str, full_path: str | None = None) -> Any:
     """Return a copy of `config` with field `a.b.c` set from the string `raw` (parsed as JSON when it
-    parses, else kept as a string). Used by `--set a.b.c=value` overrides."""
+    parses, else kept as a string). Used by `--set a.b.c=value` overrides; errors name the whole path."""
+    full_path = full_path or dotted
     import json
     try:
         value = json.loads(raw)
@@ -67,11 +68,11 @@ def set_by_path(config: Any, dotted: str, raw: str) -> Any:
         value = raw
     head, _, rest = dotted.partition(".")
     if not dataclasses.is_dataclass(config) or head not in {f.name for f in dataclasses.fields(config)}:
-        raise ConfigError(f"unknown config field {dotted!r}")
+        raise ConfigError(f"unknown config field {full_path!r}")
     if rest:
-        return dataclasses.replace(config, **{head: set_by_path(getattr(config, head), rest, raw)})
+        return dataclasses.replace(config, **{head: set_by_path(getattr(config, head), rest, raw, full_path)})
     annotation = typing.get_type_hints(type(config))[head]
-    return dataclasses.replace(config, **{head: _convert(value, annotation, dotted)})
+    return dataclasses.replace(config, **{head: _convert(value, annotation, full_path)})
 
 
 def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:
