@@ -173,13 +173,13 @@ def run(args: argparse.Namespace) -> int:
     model_free_dir = Path(args.model_free_policy) if args.model_free_policy else trained_run(
         out / "model_free", TrainArgs(env=args.real_env, out=out / "model_free", timesteps=real_steps,
                                       subprocesses=args.subprocesses, **common), args.progress)
-    model_free_row = baselines.find("model-free", str(model_free_dir.resolve()))
+    model_free_path = str(model_free_dir.resolve())
+    model_free_row = baselines.find("model-free", model_free_path)
     if model_free_row is None:
         policy, algo = load_policy(model_free_dir, device=args.device)
         spent = read_summary(model_free_dir)["real_env_steps"]["training"]
         model_free_row = Row(f"model-free {algo}", args.real_env, spent,
-                             evaluate_in_real_env(policy, args.real_env, **evaluation),
-                             policy=str(model_free_dir.resolve()))
+                             evaluate_in_real_env(policy, args.real_env, **evaluation), policy=model_free_path)
     rows.append(model_free_row)
     print(f"model-free: {rows[-1].real.line()}")
 
