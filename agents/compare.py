@@ -31,6 +31,8 @@ from agents.envs import REAL_ENV_OF_ID, imagined_env_id
 from agents.evaluation import EvalResult, evaluate_in_model, evaluate_in_real_env
 from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
 from agents.train_ppo import EVAL_SEED, TrainArgs, train
+from data_collection.dataset import SPLITS
+from lssvwm_env.envs.context import CONTEXT_STARTS
 from lssvwm_env.training.data import write_json_atomic
 
 
@@ -115,6 +117,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-epochs", type=int, default=4)
     parser.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
     parser.add_argument("--context", type=int, default=32, help="real frames priming each imagined episode")
+    parser.add_argument("--context-dataset", help="imagination training: prime episodes from this dataset "
+                                                  "(default: CHECKPOINT/context.npz); see agents.train_ppo")
+    parser.add_argument("--context-split", choices=list(SPLITS), default="eval")
+    parser.add_argument("--context-start", choices=list(CONTEXT_STARTS), default="first")
     parser.add_argument("--subprocesses", action="store_true", help="model-free training: one process per real env")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and env")
     parser.add_argument("--max-steps", type=int, help="cut evaluation episodes at this many steps")
@@ -134,9 +140,11 @@ def trained_run(out: Path, train_args: TrainArgs, progress: bool) -> Path:
     """OUT/<run>: reuse a finished run with the same env and budget, else train (again)."""
     if (out / SUMMARY_FILE).exists():
         settings = read_summary(out)
-        same = all(settings.get("settings", {}).get(k) == v for k, v in (
-            ("env", train_args.env), ("timesteps", train_args.timesteps), ("algo", train_args.algo),
-            ("checkpoint", train_args.checkpoint)))
+        wanted, defaults = train_args.to_json(), TrainArgs(env="", out=Path()).to_json()
+        # Runs written before a setting existed ran with its default.
+        same = all(settings.get("settings", {}).get(k, defaults[k]) == wanted[k] for k in (
+            "env", "timesteps", "algo", "checkpoint", "context", "context_dataset", "context_split", "context_start",
+            "max_episode_steps"))
         if settings.get("status") == "done" and same:
             print(f"reusing {out} (done, {settings['timesteps']} timesteps)")
             return out
@@ -186,12 +194,12 @@ def run(args: argparse.Namespace) -> int:
     imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
         out / "imagined", TrainArgs(env=env_id, out=out / "imagined", timesteps=args.imagined_timesteps,
                                     real_env=args.real_env, checkpoint=args.checkpoint, context=args.context,
-                                    **common), args.progress)
+                                    context_dataset=args.context_dataset, context_split=args.context_split,
+                                    context_start=args.context_start, **common), args.progress)
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
     checkpoint = args.checkpoint or summary.get("checkpoint")
-    rows.append(Row(f"imagination {algo}", f"{summary['env']} ({summary['timesteps']} imagined steps)",
-                    real_steps,
+    rows.append(Row(f"imagination {algo}", imagined_training(summary), real_steps,
                     evaluate_in_real_env(policy, args.real_env, **evaluation),
                     evaluate_in_model(policy, env_id, checkpoint, context=args.context, device=args.device,
                                       **evaluation), str(imagined_dir.resolve())))
@@ -208,6 +216,19 @@ def run(args: argparse.Namespace) -> int:
     plot(rows, args.real_env, out / "comparison.png")
     print(f"wrote {out / 'comparison.md'}, {out / 'comparison.png'}, {out / 'results.json'}")
     return 0
+
+
+def imagined_training(summary: dict[str, Any]) -> str:
+    """Where an imagination run trained, for the table: the id, its budget and, when not the
+    checkpoint's context, where its episodes started."""
+    settings = summary.get("settings", {})
+    where = f"{summary['env']} ({summary['timesteps']} imagined steps"
+    if settings.get("context_dataset"):
+        start = "random windows" if settings.get("context_start") == "random" else "first frames"
+        limit = settings.get("max_episode_steps")
+        where += (f"; {limit}-step episodes" if limit else "") + (
+            f" from {start} of {settings.get('context_split', 'eval')} episodes")
+    return where + ")"
 
 
 def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], budget: dict[str, int] | None,

@@ -102,10 +102,12 @@ def imagined_env_id(name: str) -> str | None:
 
 def make_imagined_vec_env(env_id: str, num_envs: int, checkpoint: str | Path | None = None, device: str = "cpu",
                           sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
-                          dataset: str | Path | None = None, seed: int | None = None) -> VecEnv:
+                          dataset: str | Path | None = None, seed: int | None = None, dataset_split: str = "eval",
+                          context_start: str = "first") -> VecEnv:
     """`num_envs` imagined envs of a registered LSSVWM id as one LSSVWMSB3VecEnv (one forward pass).
-    max_episode_steps None: the id's registered limit. dataset: take reset context from its eval
-    episodes (default: the checkpoint's context.npz)."""
+    max_episode_steps None: the id's registered limit. dataset: take reset context from its
+    `dataset_split` episodes, their first frames or (context_start "random") anywhere in them
+    (default: the checkpoint's context.npz)."""
     from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
 
     spec = gymnasium.spec(env_id)
@@ -115,7 +117,7 @@ def make_imagined_vec_env(env_id: str, num_envs: int, checkpoint: str | Path | N
                          "directory of a world model trained on its dataset)")
     venv = LSSVWMSB3VecEnv(num_envs=num_envs, checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
                            context=context, max_episode_steps=max_episode_steps or spec.max_episode_steps,
-                           dataset=dataset)
+                           dataset=dataset, dataset_split=dataset_split, context_start=context_start)
     if seed is not None:
         venv.seed(seed)
     return venv

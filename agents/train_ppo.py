@@ -8,6 +8,11 @@ trained directly in it (M real envs, DummyVecEnv or --subprocesses).
         [--eval-every 20000] [--eval-episodes 5] [--eval-max-steps 500] [--seed 0]
     python -m agents.train_ppo --env minigrid-memory --algo ppo --timesteps 50000 --num-envs 4 --out runs/mf
 
+Imagined episodes start from real context: by default the first frames of the checkpoint's
+context.npz episodes. `--context-dataset DIR --context-split train --context-start random
+--max-episode-steps 16` starts short episodes anywhere in the dataset instead (as Dreamer imagines
+from replayed states); PPO bootstraps the value at the step limit.
+
 Writes DIR/policy.zip (SB3's zip), DIR/checkpoints/policy_<steps>_steps.zip, DIR/tensorboard/ and
 DIR/summary.json (settings, real env steps used, wall time, timesteps/s, evaluations), which is
 rewritten after every evaluation and says "status": "running" | "done" | "interrupted".
@@ -35,6 +40,8 @@ from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.evaluation import EvalResult
 from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
+from data_collection.dataset import SPLITS
+from lssvwm_env.envs.context import CONTEXT_STARTS
 from lssvwm_env.training.data import write_json_atomic
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded apart from the training envs' seeds
@@ -53,7 +60,9 @@ class TrainArgs:
     # the world model (imagined envs only)
     checkpoint: str | None = None  # None: the model shipped with the package
     context: int = 32  # real frames that prime each imagined episode
-    context_dataset: str | None = None  # take them from this dataset's eval episodes (default: CHECKPOINT/context.npz)
+    context_dataset: str | None = None  # take them from this dataset (default: CHECKPOINT/context.npz)
+    context_split: str = "eval"  # ... from these of its episodes
+    context_start: str = "first"  # ... from their first frames, or "random": from anywhere in them
     sampling_steps: int | None = None  # denoising steps per frame (None: the model config's)
     max_episode_steps: int | None = None  # training episodes' step limit (None: the env's own)
     subprocesses: bool = False  # real envs: one process each
@@ -98,8 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world model (imagined envs)")
     group.add_argument("--checkpoint", help="world model checkpoint or run directory (default: the shipped model)")
     group.add_argument("--context", type=int, default=defaults.context, help="real frames priming each episode")
-    group.add_argument("--context-dataset", help="dataset whose eval episodes prime the episodes "
+    group.add_argument("--context-dataset", help="dataset whose episodes prime the episodes "
                                                  "(default: CHECKPOINT/context.npz)")
+    group.add_argument("--context-split", choices=list(SPLITS), default=defaults.context_split,
+                       help="which of the dataset's episodes")
+    group.add_argument("--context-start", choices=list(CONTEXT_STARTS), default=defaults.context_start,
+                       help="first: their first frames (where real episodes start); random: a window anywhere "
+                            "in them, for short imagined episodes from every situation the data holds")
     group.add_argument("--sampling-steps", type=int, help="denoising steps per frame (default: the model's)")
     group.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
     parser.add_argument("--subprocesses", action="store_true", help="real envs: one process per env")
@@ -137,7 +151,8 @@ def make_training_env(args: TrainArgs) -> tuple[VecEnv, str | None, str]:
     if real_env is None and args.eval_episodes:
         raise ValueError(f"{env_id}: no real env is known for it; pass --real-env NAME or --eval-episodes 0")
     venv = make_imagined_vec_env(env_id, args.num_envs, args.checkpoint, args.device, args.sampling_steps,
-                                 args.context, args.max_episode_steps, args.context_dataset, args.seed)
+                                 args.context, args.max_episode_steps, args.context_dataset, args.seed,
+                                 args.context_split, args.context_start)
     return venv, env_id, real_env
 
 

@@ -80,6 +80,16 @@ def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
     third = json.loads((tmp_path / "compare-3" / "results.json").read_text())
     assert third["reused_rows"] is None and third["rows"][0]["real"]["episodes"] == 1
 
+    # Imagination from random windows of the train split is another run: the imagined agent is trained again.
+    compare.main(args + ["--context-dataset", str(dataset), "--context-split", "train", "--context-start", "random"])
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 1  # the model-free run only
+    settings = json.loads((out / "imagined" / "summary.json").read_text())["settings"]
+    assert (settings["context_dataset"], settings["context_split"], settings["context_start"]) == (
+        str(dataset), "train", "random")
+    trained_in = json.loads((out / "results.json").read_text())["rows"][2]["trained_in"]
+    assert trained_in == "LSSVWM-MiniGrid-v0 (64 imagined steps; 20-step episodes from random windows of train episodes)"
+
 
 def test_compare_baselines_from_names_the_missing_file(tmp_path):
     with pytest.raises(SystemExit, match="compare-never-run/results.json does not exist"):

@@ -62,6 +62,37 @@ def test_reset_primes_on_held_out_dataset_episodes(minigrid_checkpoint, dataset,
                  dataset=dataset)
 
 
+def test_random_start_primes_on_windows_from_anywhere_in_the_chosen_split(minigrid_checkpoint, dataset):
+    from data_collection.dataset import Dataset
+    from lssvwm_env.envs.context import DatasetEpisodes
+    from lssvwm_env.training.data import input_actions
+
+    data = Dataset.open(dataset)
+    train = [data.load_episode(entry.index) for entry in data.episodes("train")]
+    source = DatasetEpisodes(dataset, 7, (64, 64, 3), split="train", start="random")
+    rng = np.random.default_rng(0)
+    offsets = set()
+    for frames, actions in source.draw(rng, 40, 3, full_reset=False):
+        # 3 consecutive frames of a train episode with the actions that led to them, the first one
+        # included (not NO_ACTION mid-episode); MiniGrid frames repeat, so several offsets may fit
+        found = [o for ep in train for o in range(len(ep["frames"]) - 2)
+                 if np.array_equal(frames, ep["frames"][o:o + 3])
+                 and np.array_equal(actions, input_actions(ep["actions"])[o:o + 3])]
+        assert found, "each context must be a window of a train episode"
+        offsets.add(found[0])
+    assert len(offsets) > 3 and max(offsets) > 0  # windows start all over the episodes, not at frame 0
+
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, dataset=dataset, dataset_split="train",
+                   context_start="random", context=3)
+    observations = [env.reset(seed=seed)[0] for seed in range(8)]
+    assert all(any(np.array_equal(obs, frame) for ep in train for frame in ep["frames"][2:]) for obs in observations)
+    assert len({obs.tobytes() for obs in observations}) > 2
+    with pytest.raises(ContextError, match="context start 'middle' is not one of"):
+        env.reset(options={"dataset": str(dataset), "start": "middle"})
+    with pytest.raises(ContextError, match="dataset split 'test' is not one of"):
+        DatasetEpisodes(dataset, 7, (64, 64, 3), split="test")
+
+
 def test_context_file_written_beside_the_checkpoint_primes_resets(tmp_path, dataset, eval_episodes):
     checkpoint = save_tiny_checkpoint(tmp_path / "model", num_actions=7, context_shape=None)
     path = write_context_file(checkpoint, dataset, episodes=2, frames=8)

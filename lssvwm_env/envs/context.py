@@ -3,12 +3,18 @@ imagined episode starts from real frames and the actions between them, so the mo
 real past before it generates anything.
 
 Sources, all in dataset alignment (`actions[t]` is taken after seeing `frames[t]`, data_collection/
-dataset.py), all giving the first `length` frames of an episode:
+dataset.py), giving `length` frames of an episode:
 
     EpisodeArrays   given arrays: frames (E, T, 64, 64, 3) uint8, actions (E, T) int64; also the
                     `context.npz` shipped beside a checkpoint (write_context_file makes it)
-    DatasetEpisodes the held-out ("eval") episodes of a dataset directory, loaded when drawn
+    DatasetEpisodes the episodes of a dataset directory (held-out "eval" ones by default), loaded
+                    when drawn; their first frames, or (start="random") a window anywhere in them
     RealEnvPrefix   a live prefix of a real env (data_collection.envs) under a scripted policy
+
+Episode starts are what evaluation in the real env begins from. Random windows are what an agent
+trained in imagination wants (as Dreamer imagines from replayed states): short imagined episodes
+from every situation the data holds, so that the few steps the model predicts well cover more
+than the first minutes of an episode.
 
 A source returns the model's view: frames and, for each frame, the action that led to it
 (`input_actions`: NO_ACTION for the first).
@@ -97,14 +103,26 @@ class EpisodeArrays(ContextSource):
         return [(self.frames[e, :length], input_actions(self.actions[e])[:length]) for e in chosen]
 
 
+CONTEXT_STARTS = ("first", "random")
+
+
 class DatasetEpisodes(ContextSource):
-    """The held-out episodes of a dataset directory (data_collection.dataset), read when first drawn;
-    their first frames are kept (at most E x length frames), so autoresets do not read files again."""
+    """The `split` episodes of a dataset directory (data_collection.dataset), read when first drawn.
+
+    start "first": each context is an episode's first frames (only those are kept, at most E x length
+    frames); "random": a window of `length` frames at a uniformly drawn offset of a drawn episode
+    (whole episodes are kept: a 500-step 64x64 episode holds 6 MB). Nothing is read again on
+    autoresets."""
 
     def __init__(self, dataset_dir: str | os.PathLike[str], num_actions: int, frame_shape: tuple[int, int, int],
-                 split: str = "eval") -> None:
-        from data_collection.dataset import Dataset, DatasetError
+                 split: str = "eval", start: str = "first") -> None:
+        from data_collection.dataset import SPLITS, Dataset, DatasetError
 
+        if split not in SPLITS:
+            raise ContextError(f"dataset split {split!r} is not one of {list(SPLITS)}")
+        if start not in CONTEXT_STARTS:
+            raise ContextError(f"context start {start!r} is not one of {list(CONTEXT_STARTS)}")
+        self.start = start
         try:
             self.dataset = Dataset.open(dataset_dir)
         except (DatasetError, OSError) as err:
@@ -117,17 +135,30 @@ class DatasetEpisodes(ContextSource):
             raise ContextError(f"dataset={str(dataset_dir)!r} has {manifest.num_actions} actions and frames of shape "
                                f"{tuple(manifest.obs_shape)} (env {manifest.env!r}), the model has {num_actions} and "
                                f"{tuple(frame_shape)}: it was trained on another env")
-        self.loaded: dict[tuple[int, int], Context] = {}
+        self.loaded: dict[tuple[int, int], Context] = {}  # start "first": (episode, length) -> context
+        self.whole: dict[int, Context] = {}  # start "random": episode -> all its frames and input actions
 
     def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
         episodes = len(self.indices)
         chosen = ((int(rng.integers(episodes)) + np.arange(count)) % episodes if full_reset
                   else rng.integers(episodes, size=count))
+        if self.start == "random":
+            return [self.window(int(e), length, rng) for e in chosen]
         for e in chosen:
             if (e, length) not in self.loaded:
                 episode = self.dataset.load_episode(self.indices[e])
                 self.loaded[e, length] = (episode["frames"][:length].copy(), input_actions(episode["actions"])[:length])
         return [self.loaded[e, length] for e in chosen]
+
+    def window(self, e: int, length: int, rng: np.random.Generator) -> Context:
+        """`length` frames (the whole episode if shorter) from a uniform offset of episode e; the first
+        frame's action is the one that led to it, so a window primes the model as the episode did."""
+        if e not in self.whole:
+            episode = self.dataset.load_episode(self.indices[e])
+            self.whole[e] = (episode["frames"], input_actions(episode["actions"]))
+        frames, actions = self.whole[e]
+        offset = int(rng.integers(max(len(frames) - length, 0) + 1))
+        return frames[offset:offset + length], actions[offset:offset + length]
 
 
 class RealEnvPrefix(ContextSource):
@@ -165,9 +196,9 @@ class RealEnvPrefix(ContextSource):
 
 
 def context_from_options(options: dict, num_actions: int, frame_shape: tuple[int, int, int]) -> ContextSource | None:
-    """The source a reset's options ask for, or None: {"frames", "actions"} arrays, {"dataset": DIR}
-    or {"real_env": NAME[, "policy": NAME]}."""
-    known = {"frames", "actions", "dataset", "real_env", "policy"}
+    """The source a reset's options ask for, or None: {"frames", "actions"} arrays, {"dataset": DIR
+    [, "split": "eval"|"train", "start": "first"|"random"]} or {"real_env": NAME[, "policy": NAME]}."""
+    known = {"frames", "actions", "dataset", "split", "start", "real_env", "policy"}
     unknown = set(options) - known
     if unknown:
         raise ContextError(f"reset options {sorted(unknown)} are not understood; options: {sorted(known)}")
@@ -179,7 +210,8 @@ def context_from_options(options: dict, num_actions: int, frame_shape: tuple[int
             raise ContextError("reset options need both 'frames' and 'actions' (actions[t] taken after frames[t])")
         return EpisodeArrays(options["frames"], options["actions"], num_actions, frame_shape)
     if "dataset" in options:
-        return DatasetEpisodes(options["dataset"], num_actions, frame_shape)
+        return DatasetEpisodes(options["dataset"], num_actions, frame_shape, options.get("split", "eval"),
+                               options.get("start", "first"))
     if "real_env" in options:
         return RealEnvPrefix(options["real_env"], num_actions, frame_shape, options.get("policy", "random"))
     return None

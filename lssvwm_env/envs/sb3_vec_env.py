@@ -22,17 +22,18 @@ from lssvwm_env.envs.world_model_env import MAX_EPISODE_STEPS, EnvSnapshot, Imag
 
 class LSSVWMSB3VecEnv(VecEnv):
     """`num_envs` imagined envs in one forward pass. Keyword arguments: see ImaginedBatch
-    (checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env).
+    (checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env, dataset_split,
+    context_start).
     Seeding: `seed(s)` before `reset()` seeds the context choices and the sampling noise of the
     batch (SB3 stores s, s+1, ... per env; the batch uses s). `set_options({...})` takes a context
     source as Gymnasium reset options do."""
 
     def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, device: str = "cpu",
                  sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = MAX_EPISODE_STEPS,
-                 dataset: str | Path | None = None, real_env: str | None = None,
-                 render_mode: str | None = None) -> None:
+                 dataset: str | Path | None = None, real_env: str | None = None, dataset_split: str = "eval",
+                 context_start: str = "first", render_mode: str | None = None) -> None:
         self.core = ImaginedBatch(num_envs, checkpoint, device, sampling_steps, context, max_episode_steps,
-                                  dataset, real_env)
+                                  dataset, real_env, dataset_split, context_start)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.render_mode = render_mode

@@ -68,7 +68,8 @@ class ImaginedBatch:
 
     checkpoint: a checkpoint or run directory (None: the model shipped with the package).
     context: frames of real context that prime each episode (fewer when the episode is shorter).
-    Context comes from `dataset` (a dataset directory: its eval split), `real_env` (a live prefix of
+    Context comes from `dataset` (a dataset directory: its `dataset_split` episodes, from their first
+    frame or, with context_start="random", from anywhere in them), `real_env` (a live prefix of
     that real env under a random policy), or else CHECKPOINT/context.npz; a reset's options can
     replace the source (context.context_from_options), which then serves later resets too.
     max_episode_steps: imagined steps before truncation (None: never).
@@ -76,7 +77,8 @@ class ImaginedBatch:
 
     def __init__(self, num_envs: int, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
                  sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
-                 dataset: str | Path | None = None, real_env: str | None = None) -> None:
+                 dataset: str | Path | None = None, real_env: str | None = None, dataset_split: str = "eval",
+                 context_start: str = "first") -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if context < 1:
@@ -103,7 +105,7 @@ class ImaginedBatch:
         if dataset is not None and real_env is not None:
             raise ValueError("give dataset= or real_env= as the context source, not both")
         if dataset is not None:
-            self.source = DatasetEpisodes(dataset, self.num_actions, self.frame_shape)
+            self.source = DatasetEpisodes(dataset, self.num_actions, self.frame_shape, dataset_split, context_start)
         elif real_env is not None:
             self.source = RealEnvPrefix(real_env, self.num_actions, self.frame_shape)
         elif (self.checkpoint_dir / CONTEXT_FILE).exists():
@@ -235,7 +237,8 @@ class LSSVWMVectorEnv(VectorEnv):
     model config. Rewards and termination: predicted; truncation: `max_episode_steps`.
     Keyword arguments: see ImaginedBatch. reset(seed=) seeds the choice of context episodes and the
     sampling noise (the same seed and actions give the same frames); reset(options=) takes a context
-    source ({"frames", "actions"} / {"dataset"} / {"real_env"}) and Gymnasium's "reset_mask".
+    source ({"frames", "actions"} / {"dataset"[, "split", "start"]} / {"real_env"}) and Gymnasium's
+    "reset_mask".
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS,
@@ -244,12 +247,12 @@ class LSSVWMVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, device: str = "cpu",
                  sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
-                 dataset: str | Path | None = None, real_env: str | None = None,
-                 render_mode: str | None = None) -> None:
+                 dataset: str | Path | None = None, real_env: str | None = None, dataset_split: str = "eval",
+                 context_start: str = "first", render_mode: str | None = None) -> None:
         _check_checkpoint_given(type(self), checkpoint)
         _check_render_mode(self.metadata, render_mode)
         self.core = ImaginedBatch(num_envs, checkpoint, device, sampling_steps, context, max_episode_steps,
-                                  dataset, real_env)
+                                  dataset, real_env, dataset_split, context_start)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
@@ -317,10 +320,12 @@ class LSSVWMEnv(gymnasium.Env):
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", sampling_steps: int | None = None,
                  context: int = 32, max_episode_steps: int | None = None, dataset: str | Path | None = None,
-                 real_env: str | None = None, render_mode: str | None = None) -> None:
+                 real_env: str | None = None, dataset_split: str = "eval", context_start: str = "first",
+                 render_mode: str | None = None) -> None:
         _check_checkpoint_given(type(self), checkpoint)
         _check_render_mode(self.metadata, render_mode)
-        self.core = ImaginedBatch(1, checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env)
+        self.core = ImaginedBatch(1, checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env,
+                                  dataset_split, context_start)
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
         self.action_space = spaces.Discrete(self.core.num_actions)
