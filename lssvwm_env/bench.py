@@ -115,7 +115,7 @@ def horizon(model, frame_points: list[int], repeats: int, real_history_limit: in
             while frame < point:  # commit frames in parallel blocks up to `point`
                 n = min(block, point - frame)
                 if last_latent is None:
-                    last_latent = model.generate_latent(state, action, generator, sampling_steps)
+                    last_latent, _ = model.generate_latent(state, action, generator, sampling_steps)
                 latents = last_latent.expand(1, n, *last_latent.shape[2:]).contiguous()
                 latents = latents + 0.1 * torch.randn(latents.shape, generator=generator)
                 with torch.no_grad():

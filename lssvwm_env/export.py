@@ -6,12 +6,19 @@ ships in `lssvwm_env/checkpoints/default/` is made."""
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
+from lssvwm_env.models.heads import PREDICT_FROM
+from lssvwm_env.training.data import write_json_atomic
 
-def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, context_frames: int) -> Path:
+
+def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, context_frames: int,
+                      predict_from: str | None = None) -> Path:
+    """predict_from: which features the reward and termination heads read when imagining
+    (models/heads.py; None: the run's setting). Training is the same for both, so it can be chosen here."""
     from lssvwm_env.checkpoint import load_world_model, replace_directory, resolve_checkpoint_dir
     from lssvwm_env.envs.context import write_context_file
 
@@ -23,6 +30,11 @@ def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, c
     for name in ("config.json", "model.safetensors", "model_card.md"):
         if (source / name).exists():
             shutil.copy2(source / name, tmp / name)
+    if predict_from is not None:
+        config = json.loads((tmp / "config.json").read_text())
+        config["model"].setdefault("heads", {})["predict_from"] = predict_from
+        write_json_atomic(tmp / "config.json", config)
+        load_world_model(tmp)  # the changed config loads
     write_context_file(tmp, data, episodes=context_episodes, frames=context_frames)
     replace_directory(tmp, out)
     return out
@@ -34,13 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the inference checkpoint directory to write")
     parser.add_argument("--context-episodes", type=int, default=4)
     parser.add_argument("--context-frames", type=int, default=64)
+    parser.add_argument("--predict-from", choices=list(PREDICT_FROM),
+                        help="heads read the committed frame or the prior (first denoising pass); default: the run's")
 
 
 def run(args: argparse.Namespace) -> int:
     from lssvwm_env.checkpoint import CheckpointError
     from lssvwm_env.envs.context import ContextError
     try:
-        out = export_checkpoint(args.run, args.data, args.out, args.context_episodes, args.context_frames)
+        out = export_checkpoint(args.run, args.data, args.out, args.context_episodes, args.context_frames,
+                                args.predict_from)
     except (CheckpointError, ContextError, OSError) as err:
         print(f"lssvwm export: error: {err}", file=sys.stderr)
         return 1

@@ -109,6 +109,27 @@ def test_context_file_written_beside_the_checkpoint_primes_resets(tmp_path, data
         write_context_file(checkpoint, dataset, episodes=2, frames=100)
 
 
+def test_export_chooses_what_the_heads_read_and_older_configs_load(minigrid_checkpoint, dataset, tmp_path):
+    from lssvwm_env.checkpoint import CheckpointError, load_world_model
+
+    out = tmp_path / "prior"
+    assert lssvwm_main(["export", str(minigrid_checkpoint), "--data", str(dataset), "--out", str(out),
+                        "--context-episodes", "1", "--context-frames", "4", "--predict-from", "prior"]) == 0
+    assert load_world_model(out).config.heads.predict_from == "prior"
+    assert load_world_model(minigrid_checkpoint).config.heads.predict_from == "committed"
+    obs, _ = gym.make("LSSVWM-MiniGrid-v0", checkpoint=out, context=4).reset(seed=0)  # it imagines
+    assert obs.shape == (64, 64, 3)
+    # a config written before the setting existed imagines as it did: from the committed frame
+    config = json.loads((out / "config.json").read_text())
+    del config["model"]["heads"]["predict_from"]
+    (out / "config.json").write_text(json.dumps(config))
+    assert load_world_model(out).config.heads.predict_from == "committed"
+    config["model"]["heads"]["predict_from"] = "posterior"
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"config.json: invalid model config: heads.predict_from is 'posterior'"):
+        load_world_model(out)
+
+
 def test_reset_primes_on_a_live_real_env_prefix(minigrid_checkpoint):
     from data_collection.collect import rollout
     from data_collection.envs import make_env

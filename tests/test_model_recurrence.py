@@ -115,3 +115,25 @@ def test_imagine_then_observe_agree_and_state_is_data():
     fresh = model.initial_state(3)
     mixed = after.where(torch.tensor([True, False, False]), fresh)
     assert mixed.frame_count.tolist() == [0, 5, 5]
+
+
+def test_prior_heads_read_the_first_denoising_pass_as_the_parallel_pass_does():
+    """heads.predict_from "prior": the imagined reward is the heads' reading of the new frame at pure
+    noise after the clean past, the same number the parallel pass over past + noise gives."""
+    model = tiny_model("ours")
+    latents, actions, _ = random_window(batch=2, frames=5)
+    state = model.step_latents(model.initial_state(2), latents, actions)[2]
+    action = torch.tensor([2, 5])
+    noise = torch.randn((2, 1, 16, 16, 4), generator=torch.Generator().manual_seed(7)).double()  # the first draw
+    levels = torch.cat([torch.zeros(2, 5), torch.ones(2, 1)], dim=1).double()
+    _, features, _ = model.step_latents(model.initial_state(2), torch.cat([latents, noise], dim=1),
+                                        torch.cat([actions, action.view(2, 1)], dim=1), levels)
+    expected_reward, expected_logit = model.heads(features[:, -1])
+
+    model.config.heads.predict_from = "prior"
+    _, reward, done, _ = model.imagine(state.clone(), action, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(reward, expected_reward, rtol=1e-9, atol=1e-9)
+    assert torch.equal(done, expected_logit > 0)
+    model.config.heads.predict_from = "committed"  # reads the sampled frame instead: another number
+    _, committed, _, _ = model.imagine(state.clone(), action, generator=torch.Generator().manual_seed(7))
+    assert not torch.allclose(committed, expected_reward, atol=1e-6)

@@ -9,6 +9,15 @@ frames the model generates, and an agent trained inside the model learns to farm
 long (a MiniGrid-MemoryS7 agent collected 0.842 over 100-step imagined episodes that never ended).
 Where the outcome is uncertain (an end of MiniGrid's hallway, which pays only if it matches an object
 the model may not remember) the expected reward stays what a policy should be trained on.
+
+Which features the heads read when imagining (`predict_from`): "committed", those of the sampled
+frame once committed, so a reward is predicted only if the sampled frame shows it happen; or
+"prior", those of the first denoising pass, where the new frame is still pure noise, so they hold
+the past and the action only (Dreamer's reward from the prior state). Training is the same for both:
+diffusion forcing trains the heads at every noise level. "prior" matters where the event that pays
+is drawn rarely: a Memory Maze target touched changes the border to the next target's colour, a
+random choice a generated frame seldom makes, so committed-frame rewards vanish after a few
+generated frames although the model knows the agent walked into the ball.
 """
 
 from __future__ import annotations
@@ -20,12 +29,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+PREDICT_FROM = ("committed", "prior")
+
+
 @dataclass
 class HeadsConfig:
     hidden: int = 128
     # Off by default so that checkpoints saved before the gate existed load as they were trained.
     reward_gate: bool = False
     reward_floor: float = 0.05  # gate probabilities below this give a reward of exactly zero
+    predict_from: str = "committed"  # or "prior"; "committed" is how checkpoints before it existed imagine
+
+    def __post_init__(self) -> None:
+        if self.predict_from not in PREDICT_FROM:
+            raise ValueError(f"heads.predict_from is {self.predict_from!r}, expected one of {list(PREDICT_FROM)}")
 
 
 class RewardTerminationHead(nn.Module):

@@ -126,9 +126,11 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def generate_latent(self, state: WorldModelState, action: torch.Tensor,
-                        generator: torch.Generator | None = None, sampling_steps: int | None = None) -> torch.Tensor:
+                        generator: torch.Generator | None = None, sampling_steps: int | None = None,
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise the next frame's latent (B, 1, h, w, C) given the state and action (B,); the state is
-        only read: the past is clean, the new frame goes from noise level 1 to 0."""
+        only read: the past is clean, the new frame goes from noise level 1 to 0. Returns the latent
+        and the features (B, 1, D) of the first pass, at pure noise: the past and the action only."""
         c = self.config
         steps = sampling_steps or c.diffusion.sampling_steps
         shape = (state.batch_size, 1, *c.autoencoder.grid, c.autoencoder.latent_channels)
@@ -136,20 +138,25 @@ class WorldModel(nn.Module):
         latent = torch.randn(shape, generator=generator, device=self.device, dtype=torch.float32).to(dtype)
         actions = action.to(self.device).view(-1, 1)
         schedule = sampling_schedule(steps).tolist()
+        prior_features = None
         for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
             noise_level = torch.full(shape[:2], sigma, device=self.device, dtype=dtype)
-            prediction, _, _ = self.step_latents(state, latent, actions, noise_level)
+            prediction, features, _ = self.step_latents(state, latent, actions, noise_level)
+            if prior_features is None:
+                prior_features = features
             latent = euler_step(latent, prediction, sigma, next_sigma, c.diffusion)
-        return latent
+        return latent, prior_features
 
     @torch.no_grad()
     def imagine(self, state: WorldModelState, action: torch.Tensor, generator: torch.Generator | None = None,
                 sampling_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WorldModelState]:
         """Take `action` (B,) and return (frame (B, H, W, 3) uint8, reward (B,), terminated (B,) bool,
         new state): sample the next latent, then commit it at noise level 0 (one more pass), which
-        advances the SSM states and the KV cache and gives the features for the heads."""
-        latent = self.generate_latent(state, action, generator, sampling_steps)
+        advances the SSM states and the KV cache and gives the features for the heads (or, with
+        heads.predict_from "prior", the heads read the first denoising pass: heads.py)."""
+        latent, prior_features = self.generate_latent(state, action, generator, sampling_steps)
         _, features, state = self.step_latents(state, latent, action.to(self.device).view(-1, 1))
-        reward, termination_logit = self.heads(features[:, 0])
+        read = prior_features if self.config.heads.predict_from == "prior" else features
+        reward, termination_logit = self.heads(read[:, 0])
         frame = self.decode(latent)[:, 0]
         return frame, reward, termination_logit > 0, state
