@@ -30,7 +30,7 @@ import torch
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id
 from agents.evaluation import EvalResult, evaluate_in_model, evaluate_in_real_env
 from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
-from agents.train_ppo import EVAL_SEED, TrainArgs, train
+from agents.train_ppo import EVAL_SEED, TrainArgs, check_context_flags, train
 from data_collection.dataset import SPLITS
 from lssvwm_env.envs.context import CONTEXT_STARTS
 from lssvwm_env.training.data import write_json_atomic
@@ -283,7 +283,9 @@ def plot(rows: list[Row], real_env: str, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.compare", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    ns = parser.parse_args(argv)
+    check_context_flags(parser, ns)
+    return run(ns)
 
 
 if __name__ == "__main__":

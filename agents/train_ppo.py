@@ -137,6 +137,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="reuse an --out that holds a finished run")
 
 
+def check_context_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
+    """--context-split and --context-start say where in --context-dataset's episodes to start."""
+    if ns.context_dataset is None and (ns.context_split, ns.context_start) != ("eval", "first"):
+        parser.error(f"--context-split {ns.context_split} --context-start {ns.context_start} choose where in a "
+                     "dataset's episodes imagined episodes start; pass --context-dataset DIR too")
+
+
 def args_from_namespace(ns: argparse.Namespace) -> TrainArgs:
     return TrainArgs(**{f.name: getattr(ns, f.name) for f in fields(TrainArgs)})
 
@@ -253,7 +260,9 @@ def run(ns: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.train_ppo", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    ns = parser.parse_args(argv)
+    check_context_flags(parser, ns)
+    return run(ns)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,12 @@ def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
     assert trained_in == "LSSVWM-MiniGrid-v0 (64 imagined steps; 20-step episodes from random windows of train episodes)"
 
 
+def test_context_flags_need_a_context_dataset(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64", "--context-start", "random"])
+    assert "--context-start random choose where in a dataset's episodes" in capsys.readouterr().err
+
+
 def test_compare_baselines_from_names_the_missing_file(tmp_path):
     with pytest.raises(SystemExit, match="compare-never-run/results.json does not exist"):
         compare.main(["--out", str(tmp_path / "out"), "--real-env", MINIGRID, "--real-steps", "10",

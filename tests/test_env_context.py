@@ -91,6 +91,8 @@ def test_random_start_primes_on_windows_from_anywhere_in_the_chosen_split(minigr
         env.reset(options={"dataset": str(dataset), "start": "middle"})
     with pytest.raises(ContextError, match="dataset split 'test' is not one of"):
         DatasetEpisodes(dataset, 7, (64, 64, 3), split="test")
+    with pytest.raises(ValueError, match="context_start='random' choose where in a dataset .* pass dataset=DIR"):
+        gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context_start="random")
 
 
 def test_context_file_written_beside_the_checkpoint_primes_resets(tmp_path, dataset, eval_episodes):

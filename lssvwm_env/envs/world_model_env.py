@@ -104,6 +104,9 @@ class ImaginedBatch:
         self.source: ContextSource | None = None
         if dataset is not None and real_env is not None:
             raise ValueError("give dataset= or real_env= as the context source, not both")
+        if dataset is None and (dataset_split, context_start) != ("eval", "first"):
+            raise ValueError(f"dataset_split={dataset_split!r} and context_start={context_start!r} choose where in "
+                             "a dataset episodes start; pass dataset=DIR too")
         if dataset is not None:
             self.source = DatasetEpisodes(dataset, self.num_actions, self.frame_shape, dataset_split, context_start)
         elif real_env is not None:

@@ -17,7 +17,10 @@ the past and the action only (Dreamer's reward from the prior state). Training i
 diffusion forcing trains the heads at every noise level. "prior" matters where the event that pays
 is drawn rarely: a Memory Maze target touched changes the border to the next target's colour, a
 random choice a generated frame seldom makes, so committed-frame rewards vanish after a few
-generated frames although the model knows the agent walked into the ball.
+generated frames although the model knows the agent walked into the ball. Measured there
+(docs/agents/README.md), "prior" pays 0.73-0.76 at the data's arrivals against 0.21-0.29, and a
+policy trained on it farmed what the model gets wrong (8.6 per 500 imagined steps, 0.13 in the real
+maze): it is a choice to try, not the default.
 """
 
 from __future__ import annotations
