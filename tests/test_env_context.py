@@ -1,5 +1,6 @@
-"""Real context for resets from a real (tiny MiniGrid) dataset, the file shipped beside a checkpoint
-and a live real-env prefix; and short runs of `lssvwm play --video` and the env benchmark."""
+"""Real context for resets from a real (tiny MiniGrid) dataset (episode starts and random windows),
+the file shipped beside a checkpoint and a live real-env prefix; `lssvwm export --predict-from`; and
+short runs of `lssvwm play --video` and the env benchmark."""
 
 import argparse
 import json
