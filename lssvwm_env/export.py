@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lssvwm_env.models.heads import PREDICT_FROM
+from lssvwm_env.models.heads import PREDICT_FROM, HeadsConfig
 from lssvwm_env.training.data import write_json_atomic
 
 
@@ -22,6 +22,8 @@ def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, c
     from lssvwm_env.checkpoint import load_world_model, replace_directory, resolve_checkpoint_dir
     from lssvwm_env.envs.context import write_context_file
 
+    if predict_from is not None:
+        HeadsConfig(predict_from=predict_from)  # refuse an unknown choice before anything is written
     source = resolve_checkpoint_dir(run)
     load_world_model(source)  # refuse to export what would not load
     tmp = out.with_name(out.name + ".tmp")
@@ -34,7 +36,6 @@ def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, c
         config = json.loads((tmp / "config.json").read_text())
         config["model"].setdefault("heads", {})["predict_from"] = predict_from
         write_json_atomic(tmp / "config.json", config)
-        load_world_model(tmp)  # the changed config loads
     write_context_file(tmp, data, episodes=context_episodes, frames=context_frames)
     replace_directory(tmp, out)
     return out
