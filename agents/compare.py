@@ -14,6 +14,10 @@ Budgets are flags: --real-steps (default: the dataset's steps), --imagined-times
 with the same budget is reused, so an interrupted comparison restarts where it stopped. When only the
 world model changed, --baselines-from OUT_BEFORE takes the random and model-free rows from an earlier
 comparison on the same seeded episodes instead of evaluating them again.
+
+--bc-dataset DIR warm-starts the imagination agent from that dataset (agents/behavior_cloning.py)
+and adds the row that tells what imagination added: the same warm start alone, no PPO
+(OUT/behavior_cloning).
 """
 
 from __future__ import annotations
@@ -121,6 +125,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                   "(default: CHECKPOINT/context.npz); see agents.train_ppo")
     parser.add_argument("--context-split", choices=list(SPLITS), default="eval")
     parser.add_argument("--context-start", choices=list(CONTEXT_STARTS), default="first")
+    parser.add_argument("--bc-dataset", help="warm-start the imagination agent by behaviour cloning on this dataset "
+                                             "(see agents.train_ppo), and add the warm start alone as a row")
+    parser.add_argument("--bc-epochs", type=int, default=TrainArgs.bc_epochs)
     parser.add_argument("--subprocesses", action="store_true", help="model-free training: one process per real env")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and env")
     parser.add_argument("--max-steps", type=int, help="cut evaluation episodes at this many steps")
@@ -144,7 +151,7 @@ def trained_run(out: Path, train_args: TrainArgs, progress: bool) -> Path:
         # Runs written before a setting existed ran with its default.
         same = all(settings.get("settings", {}).get(k, defaults[k]) == wanted[k] for k in (
             "env", "timesteps", "algo", "checkpoint", "context", "context_dataset", "context_split", "context_start",
-            "max_episode_steps"))
+            "max_episode_steps", "bc_dataset", "bc_epochs"))
         if settings.get("status") == "done" and same:
             print(f"reusing {out} (done, {settings['timesteps']} timesteps)")
             return out
@@ -191,11 +198,23 @@ def run(args: argparse.Namespace) -> int:
     rows.append(model_free_row)
     print(f"model-free: {rows[-1].real.line()}")
 
+    if args.bc_dataset:
+        # The warm start alone: PPO's policy network after behaviour cloning, zero PPO steps.
+        cloned_dir = trained_run(out / "behavior_cloning", TrainArgs(
+            env=args.real_env, out=out / "behavior_cloning", timesteps=0, bc_dataset=args.bc_dataset,
+            bc_epochs=args.bc_epochs, **{**common, "num_envs": 1}), args.progress)
+        policy, algo = load_policy(cloned_dir, device=args.device)
+        rows.append(Row(f"behaviour cloning {algo} (no imagination)", f"{args.bc_dataset} (offline)",
+                        dataset_steps(args.bc_dataset)["total"],
+                        evaluate_in_real_env(policy, args.real_env, **evaluation), policy=str(cloned_dir.resolve())))
+        print(f"behaviour cloning: {rows[-1].real.line()}")
+
     imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
         out / "imagined", TrainArgs(env=env_id, out=out / "imagined", timesteps=args.imagined_timesteps,
                                     real_env=args.real_env, checkpoint=args.checkpoint, context=args.context,
                                     context_dataset=args.context_dataset, context_split=args.context_split,
-                                    context_start=args.context_start, **common), args.progress)
+                                    context_start=args.context_start, bc_dataset=args.bc_dataset,
+                                    bc_epochs=args.bc_epochs, **common), args.progress)
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
     checkpoint = args.checkpoint or summary.get("checkpoint")
@@ -228,6 +247,8 @@ def imagined_training(summary: dict[str, Any]) -> str:
         limit = settings.get("max_episode_steps")
         where += (f"; {limit}-step episodes" if limit else "") + (
             f" from {start} of {settings.get('context_split', 'eval')} episodes")
+    if settings.get("bc_dataset"):
+        where += f"; warm start: behaviour cloning on {settings['bc_dataset']}"
     return where + ")"
 
 

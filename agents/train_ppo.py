@@ -13,6 +13,11 @@ context.npz episodes. `--context-dataset DIR --context-split train --context-sta
 --max-episode-steps 16` starts short episodes anywhere in the dataset instead (as Dreamer imagines
 from replayed states); PPO bootstraps the value at the step limit.
 
+`--bc-dataset DIR` warm-starts the policy from a dataset before PPO (agents/behavior_cloning.py):
+the actor imitates the data's actions and the critic regresses its discounted returns, for
+--bc-epochs passes over the train episodes. With --timesteps 0 that is the whole training: the
+behaviour-cloning baseline.
+
 Writes DIR/policy.zip (SB3's zip), DIR/checkpoints/policy_<steps>_steps.zip, DIR/tensorboard/ and
 DIR/summary.json (settings, real env steps used, wall time, timesteps/s, evaluations), which is
 rewritten after every evaluation and says "status": "running" | "done" | "interrupted".
@@ -36,6 +41,7 @@ import torch
 from stable_baselines3.common.callbacks import CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from agents.behavior_cloning import CloneConfig, clone_behavior
 from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.evaluation import EvalResult
@@ -65,6 +71,9 @@ class TrainArgs:
     context_start: str = "first"  # ... from their first frames, or "random": from anywhere in them
     sampling_steps: int | None = None  # denoising steps per frame (None: the model config's)
     max_episode_steps: int | None = None  # training episodes' step limit (None: the env's own)
+    # warm start (PPO only): behaviour cloning + value regression on a dataset before PPO
+    bc_dataset: str | None = None
+    bc_epochs: int = 4
     subprocesses: bool = False  # real envs: one process each
     # evaluation in the real env
     real_env: str | None = None  # None: the env itself (model-free) or the id's real env
@@ -117,6 +126,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sampling-steps", type=int, help="denoising steps per frame (default: the model's)")
     group.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
     parser.add_argument("--subprocesses", action="store_true", help="real envs: one process per env")
+    group = parser.add_argument_group("warm start (agents/behavior_cloning.py)")
+    group.add_argument("--bc-dataset", help="before PPO, imitate this dataset's actions and regress its returns "
+                                            "(usually the world model's dataset); with --timesteps 0, only that")
+    group.add_argument("--bc-epochs", type=int, default=defaults.bc_epochs, help="passes over its train episodes")
     group = parser.add_argument_group("evaluation in the real env")
     group.add_argument("--real-env", help="real env to evaluate in (default: the env the id's model was trained on)")
     group.add_argument("--eval-every", type=int, default=defaults.eval_every, help="timesteps; 0: final only")
@@ -167,8 +180,12 @@ def train(args: TrainArgs) -> dict[str, Any]:
     """Run training; returns the summary written to OUT/summary.json."""
     if args.algo not in ALGOS:
         raise ValueError(f"unknown algo {args.algo!r}; choose from {', '.join(ALGOS)}")
-    if args.timesteps < 1 or args.num_envs < 1:
-        raise ValueError(f"timesteps and num_envs must be >= 1, got {args.timesteps} and {args.num_envs}")
+    if args.num_envs < 1 or args.timesteps < (0 if args.bc_dataset else 1):
+        raise ValueError(f"timesteps and num_envs must be >= 1 (timesteps >= 0 with a bc_dataset), got "
+                         f"{args.timesteps} and {args.num_envs}")
+    if args.bc_dataset and ALGOS[args.algo].recurrent:
+        raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
+                         "need whole sequences); drop --bc-dataset or use --algo ppo")
     out = Path(args.out)
     if (out / SUMMARY_FILE).exists() and not args.overwrite:
         raise FileExistsError(f"{out} already holds a run ({out / SUMMARY_FILE}); choose another --out or pass "
@@ -190,7 +207,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         "algo": args.algo, "policy": algo.policy, "env": env_id or args.env, "imagined": imagined,
         "checkpoint": args.checkpoint if imagined else None, "real_env": real_env, "settings": args.to_json(),
         "status": "running", "timesteps": 0, "real_env_steps": {"training": 0, "evaluation": 0},
-        "wall_time_s": 0.0, "evaluations": [], "final_eval": None,
+        "wall_time_s": 0.0, "evaluations": [], "final_eval": None, "behavior_cloning": None,
         "versions": {"stable_baselines3": stable_baselines3.__version__, "sb3_contrib": sb3_contrib.__version__,
                      "torch": torch.__version__, "gymnasium": gymnasium.__version__,
                      "python": platform.python_version()},
@@ -224,6 +241,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
                                             name_prefix="policy"))
     if args.progress:
         callbacks.append(TqdmProgressCallback(f"{args.algo} in {'imagination' if imagined else args.env}"))
+    if args.bc_dataset:
+        summary["behavior_cloning"] = clone_behavior(
+            model.policy, CloneConfig(args.bc_dataset, epochs=args.bc_epochs, gamma=args.gamma, seed=args.seed),
+            args.progress)
     write_summary("running")
     status = "interrupted"
     try:

@@ -90,6 +90,23 @@ def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
     trained_in = json.loads((out / "results.json").read_text())["rows"][2]["trained_in"]
     assert trained_in == "LSSVWM-MiniGrid-v0 (64 imagined steps; 20-step episodes from random windows of train episodes)"
 
+    # A warm start by behaviour cloning retrains the imagined agent and adds the warm start alone as a row.
+    compare.main(args + ["--bc-dataset", str(dataset), "--bc-epochs", "1"])
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 1  # the model-free run only
+    warm = json.loads((out / "results.json").read_text())
+    assert [row["agent"] for row in warm["rows"]] == [
+        "random", "model-free ppo", "behaviour cloning ppo (no imagination)", "imagination ppo"]
+    cloned, imagined = warm["rows"][2:]
+    assert cloned["real_steps"] == dataset_steps and cloned["in_model"] is None
+    assert cloned["trained_in"] == f"{dataset} (offline)" and cloned["real"]["seed"] == 10_000
+    cloned_summary = json.loads((out / "behavior_cloning" / "summary.json").read_text())
+    assert cloned_summary["timesteps"] == 0 and len(cloned_summary["behavior_cloning"]["epochs"]) == 1
+    imagined_summary = json.loads((out / "imagined" / "summary.json").read_text())
+    assert imagined_summary["behavior_cloning"]["transitions"] == cloned_summary["behavior_cloning"]["transitions"]
+    assert imagined["trained_in"] == (
+        f"LSSVWM-MiniGrid-v0 (64 imagined steps; warm start: behaviour cloning on {dataset})")
+
 
 def test_context_flags_need_a_context_dataset(tmp_path, capsys):
     with pytest.raises(SystemExit):

@@ -1,0 +1,95 @@
+"""agents/behavior_cloning.py through agents.train_ppo: on a real dataset whose actions follow the
+frame's colour, the cloned actor takes the data's action on held-out frames and the critic learns
+the data's returns; the errors name the flag or file."""
+
+import json
+
+import numpy as np
+import pytest
+from test_data_dataset import _rewrite_episode
+from test_env_gym import one_thread  # noqa: F401  (autouse fixture)
+
+from agents import train_ppo
+from agents.behavior_cloning import returns_to_go
+from agents.policies import load_policy
+from data_collection.collect import CollectConfig, collect
+from data_collection.dataset import Dataset, DatasetError
+
+MINIGRID = "minigrid-memory"
+COLOURS = np.array([[220, 30, 30], [30, 200, 40], [40, 60, 230]], np.uint8)
+ACTION_OF_COLOUR = np.array([2, 0, 5])  # MiniGrid: forward, left, done
+GAMMA = 0.5
+SMALL = ["--num-envs", "1", "--threads", "1", "--no-progress", "--eval-episodes", "0"]
+
+
+def coloured_frames(colours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.integers(-20, 21, (len(colours), 64, 64, 3))
+    return np.clip(COLOURS[colours][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A collected MiniGrid dataset rewritten so its behaviour is a rule of the frame: each frame is
+    one of three noisy colours and the action taken after it is that colour's. Reward 1 at every
+    step, so the return-to-go is 2 (gamma 0.5) but in the last steps of an episode."""
+    out = tmp_path_factory.mktemp("data") / "colours"
+    collect(CollectConfig(env=MINIGRID, policy="random", episodes=6, steps=60, out=out, eval_fraction=0.34),
+            progress=False, log=lambda _: None)
+    rng = np.random.default_rng(0)
+    for entry in Dataset.open(out).episodes():
+        colours = rng.integers(3, size=entry.length)
+        _rewrite_episode(out, entry.index, frames=coloured_frames(colours, rng), actions=ACTION_OF_COLOUR[colours],
+                         rewards=np.ones(entry.length, np.float32))
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["episodes"]:
+        entry["return"] = float(entry["length"])
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert Dataset.open(out).episodes("eval"), "the held-out split must not be empty"
+    return out
+
+
+def test_returns_to_go_discounts_within_the_episode():
+    np.testing.assert_allclose(returns_to_go(np.array([0, 1, 0, 2], np.float32), 0.5),
+                               [0.5 * (1 + 0.5 * 0.5 * 2), 1 + 0.5 * 0.5 * 2, 0.5 * 2, 2])
+
+
+def test_cloned_policy_acts_as_the_data_and_values_its_returns(dataset, tmp_path):
+    out = tmp_path / "bc"
+    train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--bc-dataset", str(dataset), "--bc-epochs", "30",
+                    "--gamma", str(GAMMA), "--out", str(out), *SMALL])
+    summary = json.loads((out / "summary.json").read_text())
+    cloning = summary["behavior_cloning"]
+    assert summary["status"] == "done" and summary["timesteps"] == 0
+    assert summary["real_env_steps"]["training"] == 0
+    assert cloning["transitions"] == sum(e.length for e in Dataset.open(dataset).episodes("train"))
+    assert cloning["majority_accuracy"] < 0.5  # three actions about equally often
+    first, last = cloning["epochs"][0]["held_out"], cloning["epochs"][-1]["held_out"]
+    assert last["accuracy"] > 0.95 and last["cross_entropy"] < first["cross_entropy"]
+
+    policy, algo = load_policy(out)
+    assert algo == "ppo"
+    rng = np.random.default_rng(1)
+    colours = np.repeat(np.arange(3), 10)
+    frames = coloured_frames(colours, rng)  # frames the policy never saw
+    actions, _ = policy.predict(frames, deterministic=True)
+    np.testing.assert_array_equal(actions, ACTION_OF_COLOUR[colours])
+    obs, _ = policy.policy.obs_to_tensor(frames)
+    values = policy.policy.predict_values(obs).detach().numpy().ravel()
+    assert np.abs(values - 2.0).max() < 0.5, values  # the return-to-go of almost every step
+
+
+def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path):
+    with pytest.raises(ValueError, match="bc_dataset: behaviour cloning warm-starts ppo only"):
+        train_ppo.main(["--env", MINIGRID, "--algo", "recurrent_ppo", "--timesteps", "0", "--bc-dataset",
+                        str(dataset), "--out", str(tmp_path / "rppo"), *SMALL])
+    with pytest.raises(ValueError, match="timesteps >= 0 with a bc_dataset"):
+        train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--out", str(tmp_path / "none"), *SMALL])
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["action_space"]["n"] = 6
+    other = tmp_path / "six-actions"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    (other / "episodes").symlink_to(dataset / "episodes")
+    with pytest.raises(DatasetError, match=r"six-actions: its actions are Discrete\(6\) \(manifest.json"):
+        train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--bc-dataset", str(other),
+                        "--out", str(tmp_path / "six"), *SMALL])
