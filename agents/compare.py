@@ -34,7 +34,7 @@ import torch
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id
 from agents.evaluation import EvalResult, evaluate_in_model, evaluate_in_real_env
 from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
-from agents.train_ppo import EVAL_SEED, TrainArgs, check_context_flags, train
+from agents.train_ppo import EVAL_SEED, TrainArgs, check_flags, train
 from data_collection.dataset import SPLITS
 from lssvwm_env.envs.context import CONTEXT_STARTS
 from lssvwm_env.training.data import write_json_atomic
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.compare", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     ns = parser.parse_args(argv)
-    check_context_flags(parser, ns)
+    check_flags(parser, ns)
     return run(ns)
 
 

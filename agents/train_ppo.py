@@ -46,7 +46,7 @@ from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.evaluation import EvalResult
 from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
-from data_collection.dataset import SPLITS
+from data_collection.dataset import SPLITS, Dataset
 from lssvwm_env.envs.context import CONTEXT_STARTS
 from lssvwm_env.training.data import write_json_atomic
 
@@ -150,11 +150,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="reuse an --out that holds a finished run")
 
 
-def check_context_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
-    """--context-split and --context-start say where in --context-dataset's episodes to start."""
+def check_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
+    """Flags that only mean something together, checked before anything loads: --context-split and
+    --context-start say where in --context-dataset's episodes to start; --bc-dataset warm-starts ppo."""
     if ns.context_dataset is None and (ns.context_split, ns.context_start) != ("eval", "first"):
         parser.error(f"--context-split {ns.context_split} --context-start {ns.context_start} choose where in a "
                      "dataset's episodes imagined episodes start; pass --context-dataset DIR too")
+    if ns.bc_dataset is not None and ALGOS[ns.algo].recurrent:
+        parser.error(f"--bc-dataset warm-starts --algo ppo only, not {ns.algo} (its LSTM would need whole "
+                     "sequences)")
 
 
 def args_from_namespace(ns: argparse.Namespace) -> TrainArgs:
@@ -186,6 +190,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if args.bc_dataset and ALGOS[args.algo].recurrent:
         raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
                          "need whole sequences); drop --bc-dataset or use --algo ppo")
+    if args.bc_dataset:
+        Dataset.open(args.bc_dataset)  # a missing or bad manifest fails here, before the world model loads
     out = Path(args.out)
     if (out / SUMMARY_FILE).exists() and not args.overwrite:
         raise FileExistsError(f"{out} already holds a run ({out / SUMMARY_FILE}); choose another --out or pass "
@@ -282,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agents.train_ppo", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     ns = parser.parse_args(argv)
-    check_context_flags(parser, ns)
+    check_flags(parser, ns)
     return run(ns)
 
 

@@ -9,7 +9,7 @@ import pytest
 from test_data_dataset import _rewrite_episode
 from test_env_gym import one_thread  # noqa: F401  (autouse fixture)
 
-from agents import train_ppo
+from agents import compare, train_ppo
 from agents.behavior_cloning import returns_to_go
 from agents.policies import load_policy
 from data_collection.collect import CollectConfig, collect
@@ -78,10 +78,19 @@ def test_cloned_policy_acts_as_the_data_and_values_its_returns(dataset, tmp_path
     assert np.abs(values - 2.0).max() < 0.5, values  # the return-to-go of almost every step
 
 
-def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path):
+def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path, capsys):
+    for main in (train_ppo.main, compare.main):  # both refuse before anything loads
+        with pytest.raises(SystemExit):
+            main(["--algo", "recurrent_ppo", "--bc-dataset", str(dataset), "--out", str(tmp_path / "rppo"),
+                  *(["--env", MINIGRID] if main is train_ppo.main else ["--real-env", MINIGRID, "--real-steps", "64"])])
+        assert "--bc-dataset warm-starts --algo ppo only, not recurrent_ppo" in capsys.readouterr().err
     with pytest.raises(ValueError, match="bc_dataset: behaviour cloning warm-starts ppo only"):
-        train_ppo.main(["--env", MINIGRID, "--algo", "recurrent_ppo", "--timesteps", "0", "--bc-dataset",
-                        str(dataset), "--out", str(tmp_path / "rppo"), *SMALL])
+        train_ppo.train(train_ppo.TrainArgs(env=MINIGRID, out=tmp_path / "rppo", algo="recurrent_ppo",
+                                            bc_dataset=str(dataset)))
+    with pytest.raises(DatasetError, match="no-such-data"):
+        train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--bc-dataset", str(tmp_path / "no-such-data"),
+                        "--out", str(tmp_path / "missing"), *SMALL])
+    assert not (tmp_path / "missing").exists()  # refused before the run directory was made
     with pytest.raises(ValueError, match="timesteps >= 0 with a bc_dataset"):
         train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--out", str(tmp_path / "none"), *SMALL])
     manifest = json.loads((dataset / "manifest.json").read_text())
