@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from tqdm.auto import tqdm
 
 from data_collection.dataset import Dataset, DatasetError
@@ -60,13 +61,23 @@ def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
     return returns.astype(np.float32)
 
 
-def load_transitions(dataset: Dataset, split: str, gamma: float, num_actions: int) -> Transitions:
+def frame_shape(policy: ActorCriticPolicy) -> tuple[int, int, int]:
+    """(H, W, C) of the frames the policy takes (SB3 may hold its image space channels-first)."""
+    shape = tuple(policy.observation_space.shape)
+    return (shape[1], shape[2], shape[0]) if is_image_space_channels_first(policy.observation_space) else shape
+
+
+def load_transitions(dataset: Dataset, split: str, gamma: float, num_actions: int,
+                     frames_shape: tuple[int, int, int]) -> Transitions:
     entries = dataset.episodes(split)
     if not entries:
         raise DatasetError(f"{dataset.root}: no {split!r} episodes to learn the data's behaviour from")
     if dataset.manifest.num_actions != num_actions:
         raise DatasetError(f"{dataset.root}: its actions are Discrete({dataset.manifest.num_actions}) "
                            f"(manifest.json action_space), the policy's Discrete({num_actions})")
+    if tuple(dataset.manifest.obs_shape) != frames_shape:
+        raise DatasetError(f"{dataset.root}: its frames are {tuple(dataset.manifest.obs_shape)} (manifest.json "
+                           f"obs_shape), the policy takes {frames_shape}")
     frames, actions, returns = [], [], []
     for entry in tqdm(entries, desc=f"loading {split} episodes", unit="episode", leave=False):
         arrays = dataset.load_episode(entry.index)
@@ -108,11 +119,11 @@ def clone_behavior(policy: ActorCriticPolicy, config: CloneConfig, progress: boo
     if config.epochs < 1:
         raise ValueError(f"behaviour cloning epochs must be >= 1, got {config.epochs}")
     dataset = Dataset.open(Path(config.dataset))
-    num_actions = int(policy.action_space.n)
-    train_data = load_transitions(dataset, config.split, config.gamma, num_actions)
+    num_actions, frames_shape = int(policy.action_space.n), frame_shape(policy)
+    train_data = load_transitions(dataset, config.split, config.gamma, num_actions, frames_shape)
     held_out_split = "eval" if config.split == "train" else "train"
-    held_out = load_transitions(dataset, held_out_split, config.gamma, num_actions) if dataset.episodes(
-        held_out_split) else None
+    held_out = load_transitions(dataset, held_out_split, config.gamma, num_actions, frames_shape) if (
+        dataset.episodes(held_out_split)) else None
     counts = np.bincount(train_data.actions, minlength=num_actions)
     result: dict[str, Any] = {
         "config": asdict(config), "transitions": len(train_data), "held_out_split": held_out_split,

@@ -184,9 +184,9 @@ def train(args: TrainArgs) -> dict[str, Any]:
     """Run training; returns the summary written to OUT/summary.json."""
     if args.algo not in ALGOS:
         raise ValueError(f"unknown algo {args.algo!r}; choose from {', '.join(ALGOS)}")
-    if args.num_envs < 1 or args.timesteps < (0 if args.bc_dataset else 1):
-        raise ValueError(f"timesteps and num_envs must be >= 1 (timesteps >= 0 with a bc_dataset), got "
-                         f"{args.timesteps} and {args.num_envs}")
+    if args.num_envs < 1 or args.timesteps < (0 if args.bc_dataset else 1) or args.bc_epochs < 1:
+        raise ValueError(f"timesteps, num_envs and bc_epochs must be >= 1 (timesteps >= 0 with a bc_dataset), got "
+                         f"{args.timesteps}, {args.num_envs} and {args.bc_epochs}")
     if args.bc_dataset and ALGOS[args.algo].recurrent:
         raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
                          "need whole sequences); drop --bc-dataset or use --algo ppo")

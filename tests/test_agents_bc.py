@@ -93,12 +93,16 @@ def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path, capsys):
     assert not (tmp_path / "missing").exists()  # refused before the run directory was made
     with pytest.raises(ValueError, match="timesteps >= 0 with a bc_dataset"):
         train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--out", str(tmp_path / "none"), *SMALL])
-    manifest = json.loads((dataset / "manifest.json").read_text())
-    manifest["action_space"]["n"] = 6
-    other = tmp_path / "six-actions"
-    other.mkdir()
-    (other / "manifest.json").write_text(json.dumps(manifest))
-    (other / "episodes").symlink_to(dataset / "episodes")
-    with pytest.raises(DatasetError, match=r"six-actions: its actions are Discrete\(6\) \(manifest.json"):
-        train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--bc-dataset", str(other),
-                        "--out", str(tmp_path / "six"), *SMALL])
+    for name, field, value, message in [
+            ("six-actions", "action_space", {"type": "discrete", "n": 6}, r"its actions are Discrete\(6\) \(manifest"),
+            ("small-frames", "obs_shape", [32, 32, 3], r"its frames are \(32, 32, 3\) \(manifest.json obs_shape\), "
+                                                       r"the policy takes \(64, 64, 3\)")]:
+        manifest = json.loads((dataset / "manifest.json").read_text())
+        manifest[field] = value
+        other = tmp_path / name
+        other.mkdir()
+        (other / "manifest.json").write_text(json.dumps(manifest))
+        (other / "episodes").symlink_to(dataset / "episodes")
+        with pytest.raises(DatasetError, match=f"{name}: {message}"):
+            train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--bc-dataset", str(other),
+                            "--out", str(tmp_path / f"run-{name}"), *SMALL])
