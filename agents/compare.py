@@ -256,7 +256,8 @@ def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], b
                    reused: dict[str, Any] | None = None) -> str:
     limit = f", cut at {evaluation['max_steps']} steps" if evaluation["max_steps"] else ""
     lines = [f"# Agents in {real_env}", "",
-             f"Return over {evaluation['episodes']} real episodes (seed {evaluation['seed']}{limit}), mean ± std; "
+             f"Return over {evaluation['episodes']} real episodes (seed {evaluation['seed']}{limit}), mean ± std "
+             "(s.e.: standard error of the mean); "
              f"{'argmax' if evaluation['deterministic'] else 'sampled'} actions. Real env steps: what training "
              "cost in the real env; for the agent trained in imagination, the world model's dataset"
              + (f" ({budget['total']} steps: {budget['train']} train, {budget['eval']} eval episodes)." if budget
@@ -269,7 +270,7 @@ def markdown_table(rows: list[Row], real_env: str, evaluation: dict[str, Any], b
         model = f"{row.in_model.mean_return:.3f} ± {row.in_model.std_return:.3f}" if row.in_model else "-"
         gap = f"{row.in_model.mean_return - row.real.mean_return:+.3f}" if row.in_model else "-"
         lines.append(f"| {row.agent} | {row.trained_in} | {row.real_steps} | {row.real.mean_return:.3f} ± "
-                     f"{row.real.std_return:.3f} | {model} | {gap} |")
+                     f"{row.real.std_return:.3f} (s.e. {row.real.stderr_return:.3f}) | {model} | {gap} |")
     return "\n".join(lines) + "\n"
 
 

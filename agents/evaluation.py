@@ -47,6 +47,13 @@ class EvalResult:
     def std_return(self) -> float:
         return float(np.std(self.returns))
 
+    @property
+    def stderr_return(self) -> float:
+        """Standard error of the mean return (sample std / sqrt(K); 0 for one episode): how far apart
+        two agents' means must be before the episodes tell them apart."""
+        n = len(self.returns)
+        return float(np.std(self.returns, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "frames"}
         out.update(episodes=len(self.returns), mean_return=self.mean_return, std_return=self.std_return,

@@ -4,10 +4,12 @@ imagination agents in one harness, the table, the plot, and reuse of finished ru
 import json
 
 import matplotlib.image
+import numpy as np
 import pytest
 from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
 
 from agents import compare
+from agents.evaluation import EvalResult
 from data_collection.collect import CollectConfig, collect
 
 MINIGRID = "minigrid-memory"
@@ -48,6 +50,9 @@ def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
     assert [r.split(" | ")[0] for r in rows] == ["| random", "| model-free ppo", "| imagination ppo"]
     gap = imagined["in_model"]["mean_return"] - imagined["real"]["mean_return"]
     assert rows[2].endswith(f"| {gap:+.3f} |")
+    for row, line in zip(results["rows"], rows):  # mean ± std (s.e. of the mean, from the sample std)
+        returns = np.array(row["real"]["returns"])
+        assert f"| {returns.mean():.3f} ± {returns.std():.3f} (s.e. {returns.std(ddof=1) / np.sqrt(2):.3f}) |" in line
     assert f"{dataset_steps} steps" in "\n".join(table)
     image = matplotlib.image.imread(out / "comparison.png")
     assert image.ndim == 3 and image.shape[1] > image.shape[0] > 100
@@ -128,3 +133,9 @@ def replace_flag(args, flag, value):
 def without_timings(rows):
     return [{k: ({m: w for m, w in v.items() if m != "seconds"} if isinstance(v, dict) else v) for k, v in row.items()}
             for row in rows]
+
+
+def test_stderr_of_the_mean_return():
+    result = EvalResult("minigrid-memory", [0.0, 1.0, 2.0, 3.0], [5] * 4, 20, 1.0, False, 0)
+    assert result.stderr_return == pytest.approx(np.sqrt(5 / 3) / 2)  # sample variance 5/3, 4 episodes
+    assert EvalResult("minigrid-memory", [1.0], [5], 5, 1.0, False, 0).stderr_return == 0.0
