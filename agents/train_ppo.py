@@ -187,10 +187,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if args.num_envs < 1 or args.timesteps < (0 if args.bc_dataset else 1) or args.bc_epochs < 1:
         raise ValueError(f"timesteps, num_envs and bc_epochs must be >= 1 (timesteps >= 0 with a bc_dataset), got "
                          f"{args.timesteps}, {args.num_envs} and {args.bc_epochs}")
-    if args.bc_dataset and ALGOS[args.algo].recurrent:
-        raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
-                         "need whole sequences); drop --bc-dataset or use --algo ppo")
     if args.bc_dataset:
+        if ALGOS[args.algo].recurrent:
+            raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
+                             "need whole sequences); drop --bc-dataset or use --algo ppo")
         Dataset.open(args.bc_dataset)  # a missing or bad manifest fails here, before the world model loads
     out = Path(args.out)
     if (out / SUMMARY_FILE).exists() and not args.overwrite:
