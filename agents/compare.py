@@ -17,7 +17,8 @@ comparison on the same seeded episodes instead of evaluating them again.
 
 --bc-dataset DIR warm-starts the imagination agent from that dataset (agents/behavior_cloning.py)
 and adds the row that tells what imagination added: the same warm start alone, no PPO
-(OUT/behavior_cloning).
+(OUT/behavior_cloning). --bc-anchor COEF then keeps the imagination agent near that warm start: its
+entropy bonus becomes COEF * KL(policy ‖ warm start) (agents/anchor.py).
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bc-dataset", help="warm-start the imagination agent by behaviour cloning on this dataset "
                                              "(see agents.train_ppo), and add the warm start alone as a row")
     parser.add_argument("--bc-epochs", type=int, default=TrainArgs.bc_epochs)
+    parser.add_argument("--bc-anchor", type=float, metavar="COEF",
+                        help="keep the imagination agent near its warm start: PPO's entropy bonus becomes COEF * "
+                             "KL(policy ‖ warm start) (see agents.train_ppo --bc-anchor)")
     parser.add_argument("--subprocesses", action="store_true", help="model-free training: one process per real env")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and env")
     parser.add_argument("--max-steps", type=int, help="cut evaluation episodes at this many steps")
@@ -151,7 +155,7 @@ def trained_run(out: Path, train_args: TrainArgs, progress: bool) -> Path:
         # Runs written before a setting existed ran with its default.
         same = all(settings.get("settings", {}).get(k, defaults[k]) == wanted[k] for k in (
             "env", "timesteps", "algo", "checkpoint", "context", "context_dataset", "context_split", "context_start",
-            "max_episode_steps", "bc_dataset", "bc_epochs"))
+            "max_episode_steps", "bc_dataset", "bc_epochs", "bc_anchor", "ent_coef"))
         if settings.get("status") == "done" and same:
             print(f"reusing {out} (done, {settings['timesteps']} timesteps)")
             return out
@@ -209,12 +213,13 @@ def run(args: argparse.Namespace) -> int:
                         evaluate_in_real_env(policy, args.real_env, **evaluation), policy=str(cloned_dir.resolve())))
         print(f"behaviour cloning: {rows[-1].real.line()}")
 
+    anchor = {} if args.bc_anchor is None else {"bc_anchor": True, "ent_coef": args.bc_anchor}
     imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
         out / "imagined", TrainArgs(env=env_id, out=out / "imagined", timesteps=args.imagined_timesteps,
                                     real_env=args.real_env, checkpoint=args.checkpoint, context=args.context,
                                     context_dataset=args.context_dataset, context_split=args.context_split,
                                     context_start=args.context_start, bc_dataset=args.bc_dataset,
-                                    bc_epochs=args.bc_epochs, **common), args.progress)
+                                    bc_epochs=args.bc_epochs, **common, **anchor), args.progress)
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
     checkpoint = args.checkpoint or summary.get("checkpoint")
@@ -249,6 +254,8 @@ def imagined_training(summary: dict[str, Any]) -> str:
             f" from {start} of {settings.get('context_split', 'eval')} episodes")
     if settings.get("bc_dataset"):
         where += f"; warm start: behaviour cloning on {settings['bc_dataset']}"
+        if settings.get("bc_anchor"):
+            where += f", held by {settings['ent_coef']} x KL to it"
     return where + ")"
 
 
@@ -307,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     ns = parser.parse_args(argv)
     check_flags(parser, ns)
+    if ns.bc_anchor is not None and ns.bc_anchor <= 0:
+        parser.error(f"--bc-anchor {ns.bc_anchor}: the KL coefficient must be > 0")
     return run(ns)
 
 

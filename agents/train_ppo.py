@@ -16,7 +16,8 @@ from replayed states); PPO bootstraps the value at the step limit.
 `--bc-dataset DIR` warm-starts the policy from a dataset before PPO (agents/behavior_cloning.py):
 the actor imitates the data's actions and the critic regresses its discounted returns, for
 --bc-epochs passes over the train episodes. With --timesteps 0 that is the whole training: the
-behaviour-cloning baseline.
+behaviour-cloning baseline. `--bc-anchor` then keeps PPO near the warm start: the entropy bonus
+becomes a penalty on KL(policy ‖ warm start), weighed by --ent-coef (agents/anchor.py).
 
 Writes DIR/policy.zip (SB3's zip), DIR/checkpoints/policy_<steps>_steps.zip, DIR/tensorboard/ and
 DIR/summary.json (settings, real env steps used, wall time, timesteps/s, evaluations), which is
@@ -41,6 +42,7 @@ import torch
 from stable_baselines3.common.callbacks import CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from agents.anchor import AnchoredCnnPolicy
 from agents.behavior_cloning import CloneConfig, clone_behavior
 from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
@@ -74,6 +76,7 @@ class TrainArgs:
     # warm start (PPO only): behaviour cloning + value regression on a dataset before PPO
     bc_dataset: str | None = None
     bc_epochs: int = 4
+    bc_anchor: bool = False  # PPO's entropy bonus becomes ent_coef * KL(policy ‖ warm start) (agents/anchor.py)
     subprocesses: bool = False  # real envs: one process each
     # evaluation in the real env
     real_env: str | None = None  # None: the env itself (model-free) or the id's real env
@@ -130,6 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bc-dataset", help="before PPO, imitate this dataset's actions and regress its returns "
                                             "(usually the world model's dataset); with --timesteps 0, only that")
     group.add_argument("--bc-epochs", type=int, default=defaults.bc_epochs, help="passes over its train episodes")
+    group.add_argument("--bc-anchor", action="store_true",
+                       help="keep PPO near the warm start: its entropy bonus becomes a penalty on KL(policy ‖ warm "
+                            "start), weighed by --ent-coef (raise it: 0.01 barely holds)")
     group = parser.add_argument_group("evaluation in the real env")
     group.add_argument("--real-env", help="real env to evaluate in (default: the env the id's model was trained on)")
     group.add_argument("--eval-every", type=int, default=defaults.eval_every, help="timesteps; 0: final only")
@@ -159,6 +165,8 @@ def check_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None
     if ns.bc_dataset is not None and ALGOS[ns.algo].recurrent:
         parser.error(f"--bc-dataset warm-starts --algo ppo only, not {ns.algo} (its LSTM would need whole "
                      "sequences)")
+    if ns.bc_anchor and ns.bc_dataset is None:
+        parser.error("--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too")
 
 
 def args_from_namespace(ns: argparse.Namespace) -> TrainArgs:
@@ -192,6 +200,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
             raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
                              "need whole sequences); drop --bc-dataset or use --algo ppo")
         Dataset.open(args.bc_dataset)  # a missing or bad manifest fails here, before the world model loads
+    elif args.bc_anchor:
+        raise ValueError("bc_anchor keeps PPO near the warm start; set bc_dataset too")
     out = Path(args.out)
     if (out / SUMMARY_FILE).exists() and not args.overwrite:
         raise FileExistsError(f"{out} already holds a run ({out / SUMMARY_FILE}); choose another --out or pass "
@@ -203,14 +213,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
     venv, env_id, real_env = make_training_env(args)
     imagined = env_id is not None
     rollout = args.n_steps * args.num_envs
-    model = algo.cls(algo.policy, VecMonitor(venv), n_steps=args.n_steps,
+    policy = AnchoredCnnPolicy if args.bc_anchor else algo.policy
+    model = algo.cls(policy, VecMonitor(venv), n_steps=args.n_steps,
                      batch_size=min(args.batch_size, rollout),  # SB3 needs batch_size <= n_steps x num_envs
                      n_epochs=args.n_epochs, learning_rate=args.learning_rate, gamma=args.gamma,
                      gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, clip_range=args.clip_range,
                      seed=args.seed, device=args.device, tensorboard_log=str(out / "tensorboard"), verbose=0)
 
     summary: dict[str, Any] = {
-        "algo": args.algo, "policy": algo.policy, "env": env_id or args.env, "imagined": imagined,
+        "algo": args.algo, "policy": policy if isinstance(policy, str) else policy.__name__, "env": env_id or args.env, "imagined": imagined,
         "checkpoint": args.checkpoint if imagined else None, "real_env": real_env, "settings": args.to_json(),
         "status": "running", "timesteps": 0, "real_env_steps": {"training": 0, "evaluation": 0},
         "wall_time_s": 0.0, "evaluations": [], "final_eval": None, "behavior_cloning": None,
@@ -251,6 +262,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
         summary["behavior_cloning"] = clone_behavior(
             model.policy, CloneConfig(args.bc_dataset, epochs=args.bc_epochs, gamma=args.gamma, seed=args.seed),
             args.progress)
+        if args.bc_anchor:
+            model.policy.set_anchor()
     write_summary("running")
     status = "interrupted"
     try:

@@ -6,11 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from test_data_dataset import _rewrite_episode
 from test_env_gym import one_thread  # noqa: F401  (autouse fixture)
 
 from agents import compare, train_ppo
+from agents.anchor import AnchoredCnnPolicy
 from agents.behavior_cloning import returns_to_go
+from agents.envs import RealImageEnv
 from agents.policies import load_policy
 from data_collection.collect import CollectConfig, collect
 from data_collection.dataset import Dataset, DatasetError
@@ -78,6 +81,65 @@ def test_cloned_policy_acts_as_the_data_and_values_its_returns(dataset, tmp_path
     assert np.abs(values - 2.0).max() < 0.5, values  # the return-to-go of almost every step
 
 
+def action_probabilities(policy, frames: np.ndarray) -> np.ndarray:
+    obs, _ = policy.obs_to_tensor(frames)
+    with torch.no_grad():
+        return policy.get_distribution(obs).distribution.probs.numpy()
+
+
+def real_frames(count: int) -> np.ndarray:
+    """Frames of the real MiniGrid env under random actions: what PPO trains on there."""
+    env, rng = RealImageEnv(MINIGRID), np.random.default_rng(2)
+    frames = [env.reset(seed=3)[0]]
+    while len(frames) < count:
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        frames.append(env.reset()[0] if terminated or truncated else obs)
+    return np.stack(frames)
+
+
+def test_anchor_replaces_the_entropy_with_the_kl_to_the_warm_start(dataset, tmp_path):
+    policy, _ = load_policy(_cloned(dataset, tmp_path / "bc"))
+    anchored = AnchoredCnnPolicy(policy.observation_space, policy.action_space, lambda _: 1e-3)
+    anchored.load_state_dict(policy.policy.state_dict())
+    anchored.set_anchor()
+    assert len(list(anchored.parameters())) == len(list(policy.policy.parameters()))  # the anchor is no submodule
+    frames = coloured_frames(np.arange(12) % 3, np.random.default_rng(1))
+    obs, _ = anchored.obs_to_tensor(frames)
+    actions = torch.as_tensor(ACTION_OF_COLOUR[np.arange(12) % 3])
+    np.testing.assert_allclose(anchored.evaluate_actions(obs, actions)[2].detach().numpy(), 0, atol=1e-6)
+
+    before = action_probabilities(anchored, frames)
+    with torch.no_grad():
+        anchored.action_net.bias += torch.linspace(-1, 1, len(anchored.action_net.bias))
+    after = action_probabilities(anchored, frames)
+    kl = (after * (np.log(after) - np.log(before))).sum(-1)
+    assert kl.min() > 1e-3
+    np.testing.assert_allclose(-anchored.evaluate_actions(obs, actions)[2].detach().numpy(), kl, rtol=1e-4)
+    np.testing.assert_allclose(action_probabilities(anchored._anchor, frames), before, rtol=1e-5)  # frozen
+
+
+def _cloned(dataset, out, *extra: str):
+    train_ppo.main(["--env", MINIGRID, "--bc-dataset", str(dataset), "--bc-epochs", "5", "--gamma", str(GAMMA),
+                    "--out", str(out), *SMALL, *(extra or ("--timesteps", "0"))])
+    return out
+
+
+def test_anchored_ppo_stays_nearer_the_warm_start_than_entropy_bonus_ppo(dataset, tmp_path):
+    """Same warm start, same ent_coef: with the anchor PPO is pulled towards the cloned policy, without
+    it towards the uniform one; on the real env's frames the anchored policy ends nearer the clone."""
+    frames = real_frames(64)
+    start = action_probabilities(load_policy(_cloned(dataset, tmp_path / "bc"))[0].policy, frames)
+    ppo = ("--timesteps", "1024", "--n-steps", "128", "--n-epochs", "10", "--ent-coef", "1.0", "--learning-rate", "3e-3")
+    kl = {}
+    for name, extra in [("anchored", ("--bc-anchor",)), ("entropy", ())]:
+        out = _cloned(dataset, tmp_path / name, *ppo, *extra)
+        probs = action_probabilities(load_policy(out)[0].policy, frames)
+        kl[name] = float((probs * (np.log(probs) - np.log(start))).sum(-1).mean())
+    summary = json.loads((tmp_path / "anchored" / "summary.json").read_text())
+    assert summary["policy"] == "AnchoredCnnPolicy" and summary["settings"]["bc_anchor"] is True
+    assert kl["anchored"] < 0.5 * kl["entropy"], kl
+
+
 def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path, capsys):
     for main in (train_ppo.main, compare.main):  # both refuse before anything loads
         with pytest.raises(SystemExit):
@@ -91,6 +153,11 @@ def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path, capsys):
         train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--bc-dataset", str(tmp_path / "no-such-data"),
                         "--out", str(tmp_path / "missing"), *SMALL])
     assert not (tmp_path / "missing").exists()  # refused before the run directory was made
+    with pytest.raises(SystemExit):
+        train_ppo.main(["--env", MINIGRID, "--bc-anchor", "--out", str(tmp_path / "anchor")])
+    assert "--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="bc_anchor keeps PPO near the warm start; set bc_dataset too"):
+        train_ppo.train(train_ppo.TrainArgs(env=MINIGRID, out=tmp_path / "anchor", bc_anchor=True))
     with pytest.raises(ValueError, match="timesteps >= 0 with a bc_dataset"):
         train_ppo.main(["--env", MINIGRID, "--timesteps", "0", "--out", str(tmp_path / "none"), *SMALL])
     for name, field, value, message in [

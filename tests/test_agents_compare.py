@@ -112,11 +112,27 @@ def test_compare_writes_table_plot_and_reuses_runs(dataset, tmp_path, capsys):
     assert imagined["trained_in"] == (
         f"LSSVWM-MiniGrid-v0 (64 imagined steps; warm start: behaviour cloning on {dataset})")
 
+    # Anchored to the warm start: only the imagined agent is trained again, with the KL in place of the entropy.
+    compare.main(args + ["--bc-dataset", str(dataset), "--bc-epochs", "1", "--bc-anchor", "0.5"])
+    assert capsys.readouterr().out.count("reusing") == 2  # the model-free run and the warm start alone
+    anchored = json.loads((out / "imagined" / "summary.json").read_text())
+    assert anchored["policy"] == "AnchoredCnnPolicy"
+    assert (anchored["settings"]["bc_anchor"], anchored["settings"]["ent_coef"]) == (True, 0.5)
+    assert json.loads((out / "results.json").read_text())["rows"][3]["trained_in"] == (
+        f"LSSVWM-MiniGrid-v0 (64 imagined steps; warm start: behaviour cloning on {dataset}, held by 0.5 x KL to it)")
 
-def test_context_flags_need_a_context_dataset(tmp_path, capsys):
+
+def test_flags_refused_without_the_flag_they_need(tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64", "--context-start", "random"])
     assert "--context-start random choose where in a dataset's episodes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64", "--bc-anchor", "0.5"])
+    assert "--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64", "--bc-dataset", str(tmp_path),
+                      "--bc-anchor", "-1"])
+    assert "--bc-anchor -1.0: the KL coefficient must be > 0" in capsys.readouterr().err
 
 
 def test_compare_baselines_from_names_the_missing_file(tmp_path):
