@@ -14,8 +14,8 @@ rewarded.
 
 PPO reads the third value of evaluate_actions as the entropy and adds -ent_coef * mean(it) to its
 loss, so returning -KL is the whole change; TensorBoard's train/entropy_loss then holds the mean
-KL. The anchor lives outside the module tree: it is neither trained nor saved, and a saved
-AnchoredCnnPolicy loads (for evaluation) as a plain CnnPolicy with its entropy bonus.
+KL. The anchor lives outside the module tree: it is neither trained nor saved. A saved policy
+loads (for evaluation) without it, and then acts and trains as a plain CnnPolicy.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ at their step limit. The dataset costs no real env steps beyond those the model 
 
 Measured on Memory Maze 9x9 (docs/agents/README.md, "a warm start from the data's behaviour"):
 the cloned policy alone beats random and model-free PPO in the real maze, and PPO in imagination
-then loses most of that to the model's mistakes. The warm start does not keep PPO near the data;
-a limit on how far PPO may move from it would be a separate change.
+then loses most of that to the model's mistakes. The warm start alone does not keep PPO near the
+data; --bc-anchor adds that limit (agents/anchor.py).
 
 Only feed-forward PPO is warm-started: RecurrentPPO's LSTM would need whole sequences.
 """
