@@ -16,8 +16,10 @@ PPO reads the third value of evaluate_actions as the entropy and adds -ent_coef 
 loss, so returning -KL is the whole change; TensorBoard's train/entropy_loss then holds the mean
 KL. It costs two more actor passes per minibatch (the policy's distribution again, and the
 anchor's) rather than a copy of SB3's evaluate_actions; imagination, not the update, bounds the
-speed (Memory Maze: 50 imagined steps/s with it, 45-47 in the runs without). The anchor lives outside the module tree: it is neither trained nor saved. A saved policy
-loads (for evaluation) without it, and then acts and trains as a plain CnnPolicy.
+speed (Memory Maze: 50 imagined steps/s with it, 45-47 in the runs without).
+
+The anchor lives outside the module tree: it is neither trained nor saved. A saved policy loads
+(for evaluation) without it, and then acts and trains as a plain CnnPolicy.
 """
 
 from __future__ import annotations
