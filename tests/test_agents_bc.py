@@ -97,8 +97,15 @@ def real_frames(count: int) -> np.ndarray:
     return np.stack(frames)
 
 
+def cloned_run(dataset, out, *ppo_flags: str):
+    """A run warm-started on the colour dataset: the warm start alone, or PPO after it with ppo_flags."""
+    train_ppo.main(["--env", MINIGRID, "--bc-dataset", str(dataset), "--bc-epochs", "5", "--gamma", str(GAMMA),
+                    "--out", str(out), *SMALL, *(ppo_flags or ("--timesteps", "0"))])
+    return out
+
+
 def test_anchor_replaces_the_entropy_with_the_kl_to_the_warm_start(dataset, tmp_path):
-    policy, _ = load_policy(_cloned(dataset, tmp_path / "bc"))
+    policy, _ = load_policy(cloned_run(dataset, tmp_path / "bc"))
     anchored = AnchoredCnnPolicy(policy.observation_space, policy.action_space, lambda _: 1e-3)
     anchored.load_state_dict(policy.policy.state_dict())
     anchored.set_anchor()
@@ -118,21 +125,15 @@ def test_anchor_replaces_the_entropy_with_the_kl_to_the_warm_start(dataset, tmp_
     np.testing.assert_allclose(action_probabilities(anchored._anchor, frames), before, rtol=1e-5)  # frozen
 
 
-def _cloned(dataset, out, *extra: str):
-    train_ppo.main(["--env", MINIGRID, "--bc-dataset", str(dataset), "--bc-epochs", "5", "--gamma", str(GAMMA),
-                    "--out", str(out), *SMALL, *(extra or ("--timesteps", "0"))])
-    return out
-
-
 def test_anchored_ppo_stays_nearer_the_warm_start_than_entropy_bonus_ppo(dataset, tmp_path):
     """Same warm start, same ent_coef: with the anchor PPO is pulled towards the cloned policy, without
     it towards the uniform one; on the real env's frames the anchored policy ends nearer the clone."""
     frames = real_frames(64)
-    start = action_probabilities(load_policy(_cloned(dataset, tmp_path / "bc"))[0].policy, frames)
+    start = action_probabilities(load_policy(cloned_run(dataset, tmp_path / "bc"))[0].policy, frames)
     ppo = ("--timesteps", "1024", "--n-steps", "128", "--n-epochs", "10", "--ent-coef", "1.0", "--learning-rate", "3e-3")
     kl = {}
     for name, extra in [("anchored", ("--bc-anchor",)), ("entropy", ())]:
-        out = _cloned(dataset, tmp_path / name, *ppo, *extra)
+        out = cloned_run(dataset, tmp_path / name, *ppo, *extra)
         probs = action_probabilities(load_policy(out)[0].policy, frames)
         kl[name] = float((probs * (np.log(probs) - np.log(start))).sum(-1).mean())
     summary = json.loads((tmp_path / "anchored" / "summary.json").read_text())
