@@ -130,7 +130,8 @@ def test_anchored_ppo_stays_nearer_the_warm_start_than_entropy_bonus_ppo(dataset
     it towards the uniform one; on the real env's frames the anchored policy ends nearer the clone."""
     frames = real_frames(64)
     start = action_probabilities(load_policy(cloned_run(dataset, tmp_path / "bc"))[0].policy, frames)
-    ppo = ("--timesteps", "1024", "--n-steps", "128", "--n-epochs", "10", "--ent-coef", "1.0", "--learning-rate", "3e-3")
+    ppo = ("--timesteps", "1024", "--n-steps", "128", "--n-epochs", "10", "--ent-coef", "1.0",
+           "--learning-rate", "3e-3")
     kl = {}
     for name, extra in [("anchored", ("--bc-anchor",)), ("entropy", ())]:
         out = cloned_run(dataset, tmp_path / name, *ppo, *extra)

@@ -130,8 +130,8 @@ def test_flags_refused_without_the_flag_they_need(tmp_path, capsys):
         compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64", "--bc-anchor", "0.5"])
     assert "--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64", "--bc-dataset", str(tmp_path),
-                      "--bc-anchor", "-1"])
+        compare.main(["--out", str(tmp_path), "--real-env", MINIGRID, "--real-steps", "64",
+                      "--bc-dataset", str(tmp_path), "--bc-anchor", "-1"])
     assert "--bc-anchor -1.0: the KL coefficient must be > 0" in capsys.readouterr().err
 
 
