@@ -57,6 +57,32 @@ def test_recurrent_equals_parallel(variant):
     assert (pred_alone - pred_par[:, -1:]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_clean_context_pass_equals_denoising_from_the_committed_past(variant):
+    """Clean-context training computes for every frame of a window at once what `imagine` computes for
+    one: the noisy frame at its noise level, from the state that the clean frames before it left."""
+    model = tiny_model(variant)
+    latents, actions, noise = random_window(frames=14)
+    noisy = torch.randn_like(latents)
+    # A state with history (7 frames), so what is carried in matters too.
+    _, _, state0 = model.step_latents(model.initial_state(2), latents[:, :7], actions[:, :7])
+    clean, noisy, actions, noise = latents[:, 7:], noisy[:, 7:], actions[:, 7:], noise[:, 7:]
+    prediction, features, clean_features, state_after = model.backbone.forward_clean_context(
+        clean, noisy, noise, actions, state0)
+    state = state0
+    for t in range(clean.size(1)):
+        pred_t, feat_t, _ = model.step_latents(state, noisy[:, t:t + 1], actions[:, t:t + 1], noise[:, t:t + 1])
+        assert torch.allclose(pred_t, prediction[:, t:t + 1], atol=1e-10, rtol=0), t
+        assert torch.allclose(feat_t, features[:, t:t + 1], atol=1e-10, rtol=0), t
+        _, clean_t, state = model.step_latents(state, clean[:, t:t + 1], actions[:, t:t + 1])
+        assert torch.allclose(clean_t, clean_features[:, t:t + 1], atol=1e-10, rtol=0), t
+    for a, b in zip(state.tensors(), state_after.tensors()):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0)
+    # The noisy frames' predictions depend on the clean past (otherwise the comparison proves little).
+    alone, _, _, _ = model.backbone.forward_clean_context(clean, noisy, noise, actions, model.initial_state(2))
+    assert (alone - prediction).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("variant", ["ours", "causal_attn"])
 def test_state_carries_across_windows(variant):
     model = tiny_model(variant)

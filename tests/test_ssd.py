@@ -71,3 +71,16 @@ def test_strong_decay_stays_finite():
     y_ref, state_ref = naive_recurrence(x, dt * 200, A, B, C, state0)
     assert torch.isfinite(y).all()
     assert rel_err(y, y_ref) <= 1e-5
+
+
+@pytest.mark.parametrize("chunk_size,every", [(8, 4), (6, 4), (16, 1), (64, 16)])
+def test_states_every_k_steps_equal_naive(chunk_size, every):
+    """The state after every k-th step (the state each frame leaves, for clean-context training)."""
+    x, dt, A, B, C, state0 = random_inputs(length=48, seed=4)
+    y, final, states = ssd_chunked(x, dt, A, B, C, chunk_size, state0, states_every=every)
+    expected = [naive_recurrence(x[:, :end], dt[:, :end], A, B[:, :end], C[:, :end], state0)[1]
+                for end in range(every, 49, every)]
+    assert states.shape == (2, 48 // every, 3, 4, 5)
+    assert rel_err(states, torch.stack(expected, 1)) <= 1e-10
+    assert rel_err(states[:, -1], final) <= 1e-10
+    assert rel_err(y, naive_recurrence(x, dt, A, B, C, state0)[0]) <= 1e-10

@@ -74,20 +74,37 @@ class BackboneLayer(nn.Module):
     def forward(
         self, tokens: torch.Tensor, cond: torch.Tensor, frame_index: torch.Tensor,
         ssm_state: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """tokens: (B, T, H, W, D), cond: (B, T, D), frame_index: (B, T)."""
+        noisy: torch.Tensor | None = None, noisy_cond: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None]:
+        """tokens: (B, T, H, W, D), cond: (B, T, D), frame_index: (B, T). With `noisy` tokens and their
+        `noisy_cond` (clean-context training), each noisy frame also goes through the layer from the
+        clean frames before it (Backbone.forward_clean_context). Returns (tokens, SSM state, cache, noisy)."""
         if self.scan is not None:
             h, gate = self.scan_norm(tokens, cond)
-            h, ssm_state = self.scan(h, ssm_state)
+            if noisy is None:
+                h, ssm_state = self.scan(h, ssm_state)
+            else:
+                noisy_h, noisy_gate = self.scan_norm(noisy, noisy_cond)
+                h, ssm_state, noisy_h = self.scan.forward_clean_context(h, noisy_h, ssm_state)
+                noisy = noisy + noisy_gate * noisy_h
             tokens = tokens + gate * h
         if self.attention is not None:
             b, t, hh, ww, d = tokens.shape
             h, gate = self.attention_norm(tokens, cond)
-            h, cache = self.attention(h.reshape(b, t, hh * ww, d), frame_index, cache)
+            noisy_h = noisy_gate = None
+            if noisy is not None:
+                noisy_h, noisy_gate = self.attention_norm(noisy, noisy_cond)
+                noisy_h = noisy_h.reshape(b, t, hh * ww, d)
+            h, cache, noisy_h = self.attention(h.reshape(b, t, hh * ww, d), frame_index, cache, noisy_h)
             tokens = tokens + gate * h.reshape(b, t, hh, ww, d)
+            if noisy is not None:
+                noisy = noisy + noisy_gate * noisy_h.reshape(b, t, hh, ww, d)
         h, gate = self.mlp_norm(tokens, cond)
         tokens = tokens + gate * self.mlp(h)
-        return tokens, ssm_state, cache
+        if noisy is not None:
+            h, gate = self.mlp_norm(noisy, noisy_cond)
+            noisy = noisy + gate * self.mlp(h)
+        return tokens, ssm_state, cache, noisy
 
 
 class Backbone(nn.Module):
@@ -138,23 +155,51 @@ class Backbone(nn.Module):
         """noisy_latents: (B, T, H, W, C); noise_level: (B, T) in [0, 1]; actions: (B, T) the action that
         led to each frame (NO_ACTION for an episode's first). Returns (prediction: (B, T, H, W, C),
         features: (B, T, D) per-frame pooled features for the heads, state after these T frames)."""
-        frames = noisy_latents.size(1)
-        frame_index = state.frame_count.unsqueeze(1) + torch.arange(frames, device=noisy_latents.device)
+        prediction, features, new_state, _ = self.run(noisy_latents, noise_level, actions, state)
+        return prediction, features, new_state
+
+    def forward_clean_context(
+        self, latents: torch.Tensor, noisy_latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor,
+        state: WorldModelState,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WorldModelState]:
+        """Clean-context training: every frame denoised as `imagine` denoises it, from the clean past.
+        The clean latents (B, T, H, W, C) go through the layers at noise level 0 (the commit pass), and
+        each noisy frame t (noisy_latents at noise_level) goes through them from the SSM states and
+        attention keys the clean frames before t left, in one parallel pass (about twice the cost of
+        `forward`). Returns (prediction for the noisy frames, their features, the clean frames'
+        features (B, T, D), the state after the clean frames)."""
+        prediction, features, new_state, clean_features = self.run(
+            latents, torch.zeros_like(noise_level), actions, state, noisy_latents, noise_level)
+        return prediction, features, clean_features, new_state
+
+    def run(self, latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor, state: WorldModelState,
+            noisy_latents: torch.Tensor | None = None, noisy_level: torch.Tensor | None = None,
+            ) -> tuple[torch.Tensor, torch.Tensor, WorldModelState, torch.Tensor | None]:
+        """The layers over `latents` at `noise_level`, and over `noisy_latents` from their clean past when
+        given. Returns (prediction, features of the frames predicted from, state after `latents`, and
+        with noisy latents the features of `latents`, else None)."""
+        frames = latents.size(1)
+        frame_index = state.frame_count.unsqueeze(1) + torch.arange(frames, device=latents.device)
         cond = self.conditioning(noise_level, actions)
-        tokens = self.latent_in(noisy_latents) + self.position
+        tokens = self.latent_in(latents) + self.position
+        noisy = noisy_cond = None
+        if noisy_latents is not None:
+            noisy_cond = self.conditioning(noisy_level, actions)
+            noisy = self.latent_in(noisy_latents) + self.position
         ssm, keys, values = [], [], []
         key_index = state.key_index
         for i, layer in enumerate(self.layers):
             cache = (state.keys[i], state.values[i], state.key_index)
-            tokens, ssm_i, cache = layer(tokens, cond, frame_index, state.ssm[i], cache)
+            tokens, ssm_i, cache, noisy = layer(tokens, cond, frame_index, state.ssm[i], cache, noisy, noisy_cond)
             ssm.append(ssm_i)
             keys.append(cache[0])
             values.append(cache[1])
             if layer.attention is not None:
                 key_index = cache[2]
-        h, _ = self.out_norm(tokens, cond)
-        prediction = self.latent_out(h)
-        features = tokens.mean(dim=(2, 3))
         new_state = WorldModelState(ssm=ssm, keys=keys, values=values, key_index=key_index,
                                     frame_count=state.frame_count + frames)
-        return prediction, features, new_state
+        if noisy is None:
+            h, _ = self.out_norm(tokens, cond)
+            return self.latent_out(h), tokens.mean(dim=(2, 3)), new_state, None
+        h, _ = self.out_norm(noisy, noisy_cond)
+        return self.latent_out(h), noisy.mean(dim=(2, 3)), new_state, tokens.mean(dim=(2, 3))

@@ -25,12 +25,14 @@ import torch.nn.functional as F
 
 def segment_sums(log_decay: torch.Tensor) -> torch.Tensor:
     """(..., T) -> (..., T, T) with out[..., i, j] = sum_{j < k <= i} log_decay[k] for j <= i and
-    -inf above the diagonal. Built with a masked cumulative sum rather than a difference of cumsums,
-    which would lose precision when the decays are large."""
+    -inf above the diagonal, as a difference of cumulative sums (as mamba-ssm's kernels compute it).
+    mamba's `ssd_minimal` builds it with a masked cumulative sum over a (T, T) copy instead, exact to
+    the last bit when decays are large, but that cost 40% of a training step here (cumsum, flip and
+    copies of (..., 64, 64) tensors); the difference loses about eps * |sum| (1e-4 relative at a
+    summed log-decay of -1000 in float32), on terms whose decay has made them negligible."""
+    cumulative = torch.cumsum(log_decay, dim=-1)
+    sums = cumulative.unsqueeze(-1) - cumulative.unsqueeze(-2)
     length = log_decay.size(-1)
-    repeated = log_decay.unsqueeze(-1).expand(*log_decay.shape, length)  # [..., i, j] = a_i
-    strictly_lower = torch.tril(torch.ones(length, length, dtype=torch.bool, device=log_decay.device), -1)
-    sums = torch.cumsum(repeated.masked_fill(~strictly_lower, 0.0), dim=-2)
     lower = torch.tril(torch.ones(length, length, dtype=torch.bool, device=log_decay.device), 0)
     return sums.masked_fill(~lower, float("-inf"))
 
@@ -43,12 +45,17 @@ def ssd_chunked(
     C: torch.Tensor,
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chunked SSD scan. Returns (y: (batch, length, heads, head_dim), final_state)."""
+    states_every: int = 0,
+) -> tuple[torch.Tensor, ...]:
+    """Chunked SSD scan. Returns (y: (batch, length, heads, head_dim), final_state), and with
+    `states_every` = k > 0 also the state after every k steps: (batch, length // k, heads, head_dim,
+    d_state) (the model takes k = tokens per frame of a block: the state after each frame)."""
     batch, length, heads, head_dim = x.shape
     d_state = B.size(-1)
     if initial_state is None:
         initial_state = x.new_zeros(batch, heads, head_dim, d_state)
+    if states_every:  # one chunk per group of k steps: the states entering chunks are the ones asked for
+        chunk_size = states_every
     # Pad to whole chunks with dt = 0: a padded step neither decays the state nor writes to it,
     # so the final state is exact.
     pad = (-length) % chunk_size
@@ -63,26 +70,35 @@ def ssd_chunked(
     log_decay_cum = torch.cumsum(log_decay, dim=-1)
 
     # 1. Inside each chunk: the quadratic (attention-like) form, y_l = sum_{s<=l} C_l.B_s decay(s->l) xdt_s.
-    decay_within = torch.exp(segment_sums(log_decay))  # (b, h, c, l, s)
-    y_within = torch.einsum("bcln,bcsn,bhcls,bcshp->bclhp", C, B, decay_within, xdt)
+    decay_within = torch.exp(segment_sums(log_decay)).transpose(1, 2)  # (b, c, h, l, s)
+    scores = torch.matmul(C, B.transpose(-1, -2)).unsqueeze(2) * decay_within  # (b, c, h, l, s)
+    y_within = torch.matmul(scores, xdt.transpose(2, 3)).transpose(2, 3)  # (b, c, l, h, p)
 
     # 2. The state each chunk writes by its own end, from its inputs decayed to the chunk's last step.
     decay_to_end = torch.exp(log_decay_cum[..., -1:] - log_decay_cum)  # (b, h, c, s)
     chunk_writes = torch.einsum("bcsn,bhcs,bcshp->bchpn", B, decay_to_end, xdt)
 
     # 3. Across chunks: the recurrence over chunk boundaries, the initial state as chunk "-1".
-    writes = torch.cat([initial_state.unsqueeze(1), chunk_writes], dim=1)  # (b, c+1, h, p, n)
-    chunk_log_decay = F.pad(log_decay_cum[..., -1], (1, 0))  # (b, h, c+1)
-    decay_across = torch.exp(segment_sums(chunk_log_decay))  # (b, h, c+1, c+1)
-    states = torch.einsum("bhzc,bchpn->bzhpn", decay_across, writes)
-    entering_states, final_state = states[:, :-1], states[:, -1]
+    if n_chunks == 1:  # (the noisy frames of clean-context training: thousands of one-chunk sequences)
+        entering_states = initial_state.unsqueeze(1)
+        final_state = torch.exp(log_decay_cum[..., 0, -1])[..., None, None] * initial_state + chunk_writes[:, 0]
+    else:
+        writes = torch.cat([initial_state.unsqueeze(1), chunk_writes], dim=1)  # (b, c+1, h, p, n)
+        chunk_log_decay = F.pad(log_decay_cum[..., -1], (1, 0))  # (b, h, c+1)
+        decay_across = torch.exp(segment_sums(chunk_log_decay))  # (b, h, c+1, c+1)
+        states = torch.einsum("bhzc,bchpn->bzhpn", decay_across, writes)
+        entering_states, final_state = states[:, :-1], states[:, -1]
 
     # 4. What the state entering a chunk contributes to each of its outputs.
     decay_from_start = torch.exp(log_decay_cum)  # (b, h, c, l)
     y_from_state = torch.einsum("bcln,bchpn,bhcl->bclhp", C, entering_states, decay_from_start)
 
     y = (y_within + y_from_state).reshape(batch, n_chunks * chunk_size, heads, head_dim)
-    return y[:, :length], final_state
+    if not states_every:
+        return y[:, :length], final_state
+
+    after_chunks = torch.cat([entering_states[:, 1:], final_state.unsqueeze(1)], dim=1)
+    return y[:, :length], final_state, after_chunks[:, :length // states_every]
 
 
 def ssd_step(
@@ -116,10 +132,12 @@ def ssd_scan(
     C: torch.Tensor,
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    states_every: int = 0,
+) -> tuple[torch.Tensor, ...]:
     """The scan the model calls: one step when length is 1, the `mamba-ssm` kernel on CUDA when
-    installed, the chunked PyTorch reference otherwise. Runs in float32 at least: cumulative
-    log-decays lose too much in bf16."""
+    installed, the chunked PyTorch reference otherwise (always when `states_every` asks for the
+    intermediate states, which the kernel does not return). Runs in float32 at least: cumulative
+    log-decays lose too much in bf16. Returns as `ssd_chunked`."""
     compute_dtype = torch.promote_types(x.dtype, torch.float32)
     x, dt, B, C = (t.to(compute_dtype) for t in (x, dt, B, C))
     A = A.to(compute_dtype)
@@ -129,8 +147,8 @@ def ssd_scan(
         state = initial_state if initial_state is not None else x.new_zeros(
             x.size(0), x.size(2), x.size(3), B.size(-1))
         y, state = ssd_step(x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], state)
-        return y.unsqueeze(1), state
-    kernel = _mamba_ssm_kernel() if x.is_cuda else None
+        return (y.unsqueeze(1), state) + ((state.unsqueeze(1),) if states_every else ())
+    kernel = _mamba_ssm_kernel() if x.is_cuda and not states_every else None
     if kernel is not None:
         y, final_state = kernel(
             x.contiguous(), dt.contiguous(), A, B.unsqueeze(2).contiguous(), C.unsqueeze(2).contiguous(),
@@ -138,4 +156,4 @@ def ssd_scan(
         return y, final_state
     with torch.autocast(device_type=x.device.type, enabled=False):
         # A sequence shorter than a chunk (one frame of a small block at inference) is one chunk.
-        return ssd_chunked(x, dt, A, B, C, min(chunk_size, x.size(1)), initial_state)
+        return ssd_chunked(x, dt, A, B, C, min(chunk_size, x.size(1)), initial_state, states_every)

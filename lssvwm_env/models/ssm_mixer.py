@@ -59,8 +59,10 @@ class Mamba2Mixer(nn.Module):
     def state_shape(self) -> tuple[int, int, int]:
         return (self.n_heads, self.config.head_dim, self.config.d_state)
 
-    def forward(self, sequences: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """sequences: (N, L, d_model); state: (N, heads, head_dim, d_state). Returns (out, final state)."""
+    def forward(self, sequences: torch.Tensor, state: torch.Tensor,
+                states_every: int = 0) -> tuple[torch.Tensor, ...]:
+        """sequences: (N, L, d_model); state: (N, heads, head_dim, d_state). Returns (out, final state),
+        and with `states_every` = k the state after every k steps (N, L // k, heads, head_dim, d_state)."""
         n, length, _ = sequences.shape
         z, xbc, dt = torch.split(
             self.in_proj(sequences), [self.d_inner, self.d_inner + 2 * self.config.d_state, self.n_heads], dim=-1)
@@ -69,8 +71,8 @@ class Mamba2Mixer(nn.Module):
         dt = F.softplus(dt.float() + self.dt_bias)
         A = -torch.exp(self.A_log.float())
         x_heads = x.reshape(n, length, self.n_heads, self.config.head_dim)
-        y, state = ssd_scan(x_heads, dt, A, B, C, self.config.chunk_size, state)
+        y, *states = ssd_scan(x_heads, dt, A, B, C, self.config.chunk_size, state, states_every)
         y = y + x_heads.to(y.dtype) * self.D.to(y.dtype)[:, None]
         y = y.reshape(n, length, self.d_inner).to(z.dtype)
         y = self.norm(y * F.silu(z))
-        return self.out_proj(y), state
+        return (self.out_proj(y), *states)
