@@ -177,35 +177,37 @@ def run_horizon(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Training steps of the dynamics on random latents (the data path is not what is measured)."""
+    """Training steps of the dynamics on random latents (the data path is not what is measured), through
+    the trainer's own loss (training/losses.py) and optimizer step."""
     import torch
-    from lssvwm_env.models.diffusion import add_noise, sample_training_noise, training_target
     from lssvwm_env.models import WorldModel
-    from lssvwm_env.training.train import build_config
+    from lssvwm_env.training.losses import dynamics_loss
+    from lssvwm_env.training.train import build_config, resolve_precision
     if args.threads:
         torch.set_num_threads(args.threads)
     config = build_config(args.preset, args.set)
-    if args.precision:
-        config.model.bf16 = args.precision == "bf16"
-    stage = config.dynamics_training.curriculum[0]
+    resolve_precision(config, args.precision, torch.device("cpu"))
+    dyn = config.dynamics_training
+    stage = dyn.curriculum[0]
     batch, window = args.batch or stage.batch_size, args.window or stage.window
     torch.manual_seed(0)
     model = WorldModel(config.model)
     params = list(model.backbone.parameters()) + list(model.heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     grid, channels = config.model.autoencoder.grid, config.model.autoencoder.latent_channels
-    latents = torch.randn(batch, window, *grid, channels)
-    actions = torch.randint(0, config.model.backbone.action.n, (batch, window))
+    window_batch = {
+        "latents": torch.randn(batch, window, *grid, channels),
+        "actions": torch.randint(0, config.model.backbone.action.n, (batch, window)),
+        "rewards": torch.zeros(batch, window), "terminated": torch.zeros(batch, window, dtype=torch.bool),
+        "has_transition": torch.ones(batch, window, dtype=torch.bool),
+        "valid": torch.ones(batch, window, dtype=torch.bool),
+    }
 
     def step() -> None:
-        sigma, in_loss = sample_training_noise(batch, window, model.config.diffusion, "cpu")
-        noise = torch.randn_like(latents)
-        with model.autocast():
-            prediction, _, _ = model.backbone(add_noise(latents, noise, sigma), sigma, actions,
-                                              model.initial_state(batch))
-        loss = (prediction.float() - training_target(latents, noise, model.config.diffusion)).pow(2).mean()
+        losses = dynamics_loss(model, window_batch, model.initial_state(batch), dyn.objective,
+                               dyn.reward_loss_weight, dyn.carry_clean_state)
         optimizer.zero_grad()
-        loss.backward()
+        losses.total.backward()
         optimizer.step()
 
     step()
@@ -218,7 +220,7 @@ def run_train(args: argparse.Namespace) -> int:
     tokens = frames * grid[0] * grid[1]
     precision = "bf16" if config.model.bf16 else "fp32"
     achieved = flops / seconds / 1e9
-    figures = {"preset": args.preset, "batch": batch, "window": window, "threads": torch.get_num_threads(),
+    figures = {"preset": args.preset, "objective": dyn.objective, "batch": batch, "window": window, "threads": torch.get_num_threads(),
                "s_per_step": seconds, "frames_per_s": frames / seconds, "tokens_per_s": tokens / seconds,
                "gflop_per_step": flops / 1e9, "achieved_gflops": achieved, "precision": precision,
                "fraction_of_peak": achieved / PEAK_GFLOPS[precision],
@@ -252,7 +254,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--window", type=int, default=0)
     t.add_argument("--steps", type=int, default=3)
     t.add_argument("--threads", type=int, default=0)
-    t.add_argument("--precision", choices=["fp32", "bf16"], help="autocast of the backbone (default: the preset's)")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="autocast of the backbone, as `lssvwm train --precision` (auto: bf16 where the CPU has it)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field as `lssvwm train --set` does, e.g. model.backbone.attention.window=4")
     t.add_argument("--json", action="store_true")

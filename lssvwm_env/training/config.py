@@ -30,6 +30,9 @@ class DynamicsTrainingConfig:
     # Curriculum over sequence length (Po et al. 2025 §4.2: 400 then 800 frames at paper scale).
     curriculum: list[CurriculumStage] = field(default_factory=lambda: [
         CurriculumStage(window=32, iterations=1000, batch_size=8)])
+    # "diffusion_forcing" (the paper's) or "clean_context" (each frame denoised from its clean past, as
+    # imagination does; twice the compute per window): losses.py.
+    objective: str = "diffusion_forcing"
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup: int = 100
@@ -47,6 +50,11 @@ class DynamicsTrainingConfig:
     eval_context: int = 32  # frames of real context before generating
     eval_rollout: int = 100  # frames generated from actions alone for the rollout PSNR
     eval_episodes: int = 4
+
+    def __post_init__(self) -> None:
+        from lssvwm_env.training.losses import OBJECTIVES
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"dynamics_training.objective must be one of {list(OBJECTIVES)}, got {self.objective!r}")
 
     @property
     def total_iterations(self) -> int:

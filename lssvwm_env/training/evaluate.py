@@ -1,6 +1,7 @@
 """Held-out metrics computed during training: the autoencoder's reconstruction ceiling, next-frame
 PSNR (real context, one generated frame) and rollout PSNR (real context, then frames from actions
-alone), with a ground truth | generated video."""
+alone), beside the yardsticks on the same frames (the last context frame repeated, the mean of the
+context frames), with a ground truth | generated video."""
 
 from __future__ import annotations
 
@@ -43,7 +44,13 @@ def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episode
     generated = torch.stack(generated, 1)
     truth = frames[:, context:]
     recon = model.decode(model.encode(truth)).cpu()
+    # Yardsticks on the same frames: a model below them has not learnt the world yet.
+    last = frames[:, context - 1:context].expand_as(truth)
+    mean = frames[:, :context].float().mean(1, keepdim=True).round().to(torch.uint8).expand_as(truth)
     metrics = {
+        "next_frame_psnr_last_frame": psnr(last[:, 0], frames[:, context]).mean().item(),
+        "rollout_psnr_last_frame": psnr(last, truth).mean().item(),
+        "rollout_psnr_context_mean": psnr(mean, truth).mean().item(),
         "next_frame_psnr": psnr(next_frame, frames[:, context]).mean().item(),
         "rollout_psnr": psnr(generated, truth).mean().item(),
         "rollout_ssim": ssim(generated, truth).mean().item(),

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lssvwm_env.checkpoint import FORMAT, CheckpointError, resolve_checkpoint_dir, write_checkpoint_dir
+from lssvwm_env.checkpoint import (FORMAT, CheckpointError, load_world_model, resolve_checkpoint_dir,
+                                   write_checkpoint_dir)
 from lssvwm_env.config_io import ConfigError, diff_configs, set_by_path
-from lssvwm_env.models.diffusion import add_noise, sample_training_noise, training_target
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import PRESETS, preset
 from lssvwm_env.training.config import TrainConfig
@@ -29,6 +29,7 @@ from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cac
                                       step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
+from lssvwm_env.training.losses import dynamics_loss
 from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics, write_sample_video
 
 
@@ -56,9 +57,12 @@ def cosine_lr(step: int, total: int, warmup: int, peak: float) -> float:
 
 class Trainer:
     def __init__(self, config: TrainConfig, data_dir: Path, run_dir: Path, device: torch.device,
-                 resume: bool, command: list[str], allow_changes: bool = False) -> None:
+                 resume: bool, command: list[str], allow_changes: bool = False,
+                 init_autoencoder: Path | None = None) -> None:
         self.config, self.data_dir, self.run_dir, self.device = config, data_dir, run_dir, device
         self.command, self.allow_changes = command, allow_changes
+        # Checked before anything is written: a donor that cannot serve fails the run at its start.
+        self.donor = self.autoencoder_donor(init_autoencoder) if init_autoencoder is not None else None
         self.dist = Distributed.from_environment(device)
         torch.manual_seed(config.seed)
         self.model = WorldModel(config.model).to(device)
@@ -207,6 +211,33 @@ class Trainer:
                 writer.writerow([row["stage"], step, key, value])
 
     # ---- stage 0: autoencoder ------------------------------------------------------------------
+    def autoencoder_donor(self, source: Path) -> WorldModel:
+        """The model whose autoencoder `--init-autoencoder` takes, checked against this run's config."""
+        from dataclasses import asdict
+        donor = load_world_model(source)
+        theirs, ours = asdict(donor.config.autoencoder), asdict(self.config.model.autoencoder)
+        if json.loads(json.dumps(theirs)) != json.loads(json.dumps(ours)):
+            raise CheckpointError(f"--init-autoencoder {source}: its autoencoder config differs from this run's in "
+                                  + "; ".join(diff_configs(json.loads(json.dumps(theirs)), json.loads(json.dumps(ours))))
+                                  + " (train with the same preset, or --set model.autoencoder... to match)")
+        return donor
+
+    def adopt_autoencoder(self, eval_episodes) -> None:
+        """Stage 0 done by another run: its autoencoder weights and latent statistics, so that variants
+        compared on the same data share one autoencoder (and its ceiling)."""
+        self.model.autoencoder.load_state_dict(self.donor.autoencoder.state_dict())
+        self.model.latent_mean.copy_(self.donor.latent_mean)
+        self.model.latent_std.copy_(self.donor.latent_std)
+        self.model.autoencoder.eval()
+        cfg = self.config.autoencoder_training
+        metrics = autoencoder_metrics(self.model, eval_episodes, cfg.eval_frames)
+        self.progress.autoencoder_step = cfg.iterations
+        self.progress.metrics.append({"stage": "autoencoder", "step": cfg.iterations, **metrics})
+        if self.dist.is_main:
+            tqdm.write(f"autoencoder from --init-autoencoder: held-out reconstruction PSNR {metrics['ae_psnr']:.2f} dB")
+        self.progress.stage = "dynamics"
+        self.save()
+
     def train_autoencoder(self, train_episodes, eval_episodes) -> None:
         cfg = self.config.autoencoder_training
         ae = self.model.autoencoder
@@ -297,49 +328,32 @@ class Trainer:
             batch = {k: torch.stack([w[k] for w in lane_windows]).to(self.device) for k in lane_windows[0]}
             state = self.carried.where(reset.to(self.device), model.initial_state(stage.batch_size))
 
-            sigma, in_loss = sample_training_noise(stage.batch_size, stage.window, model.config.diffusion,
-                                                   "cpu", generator=g)
-            sigma, in_loss = sigma.to(self.device), in_loss.to(self.device) & batch["valid"]  # no loss on padding
-            noise = torch.randn(batch["latents"].shape, generator=g).to(self.device)
-            noisy = add_noise(batch["latents"], noise, sigma)
-            with model.autocast():
-                prediction, features, noisy_state = model.backbone(noisy, sigma, batch["actions"], state)
-            target = training_target(batch["latents"], noise, model.config.diffusion)
-            per_frame = (prediction.float() - target).pow(2).mean(dim=(2, 3, 4))
-            diffusion_loss = (per_frame * in_loss).sum() / in_loss.sum().clamp_min(1)
-            reward_loss, termination_loss = model.heads.loss(features, batch["rewards"], batch["terminated"],
-                                                             batch["has_transition"].float())
-            loss = diffusion_loss + cfg.reward_loss_weight * (reward_loss + termination_loss)
-            self.check_finite(loss, "dynamics", step)
+            losses = dynamics_loss(model, batch, state, cfg.objective, cfg.reward_loss_weight,
+                                   cfg.carry_clean_state, generator=g)
+            self.check_finite(losses.total, "dynamics", step)
 
             for group in self.optimizer.param_groups:
                 group["lr"] = cosine_lr(step, total, cfg.warmup, cfg.lr)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.total.backward()
             params = list(self.dynamics_params.values())
             self.dist.average_gradients(params)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             self.optimizer.step()
             self.ema.update(self.dynamics_params, step)
-
             # Truncated BPTT: the next window of each lane starts from this window's detached state.
-            if cfg.carry_clean_state:
-                with torch.no_grad():
-                    _, _, self.carried = model.step_latents(state, batch["latents"], batch["actions"])
-            else:
-                self.carried = noisy_state
-            self.carried = self.carried.detach()
+            self.carried = losses.carried
 
             self.progress.dynamics_step += 1
             frames_per_step = stage.batch_size * stage.window * self.dist.world_size
             rate = bar.format_dict["rate"] or 0.0
             bar.update(1)
-            bar.set_postfix(window=stage.window, loss=f"{diffusion_loss.item():.4f}",
+            bar.set_postfix(window=stage.window, loss=f"{losses.diffusion.item():.4f}",
                             frames_s=f"{rate * frames_per_step:.0f}")
             if step % 10 == 0:
-                self.log("dynamics", step, {"dyn/loss": loss.item(), "dyn/diffusion_loss": diffusion_loss.item(),
-                                            "dyn/reward_loss": reward_loss.item(),
-                                            "dyn/termination_loss": termination_loss.item(),
+                self.log("dynamics", step, {"dyn/loss": losses.total.item(), "dyn/diffusion_loss": losses.diffusion.item(),
+                                            "dyn/reward_loss": losses.reward.item(),
+                                            "dyn/termination_loss": losses.termination.item(),
                                             "dyn/grad_norm": float(grad_norm), "dyn/window": stage.window,
                                             "dyn/lr": self.optimizer.param_groups[0]["lr"]})
             done = self.progress.dynamics_step
@@ -358,8 +372,11 @@ class Trainer:
                                           cfg.eval_episodes, seed=self.config.seed)
         self.progress.metrics.append({"stage": "dynamics", "step": step, **metrics})
         self.log("dynamics", step, {f"eval/{k}": v for k, v in metrics.items()})
-        tqdm.write(f"step {step}: held-out next-frame PSNR {metrics['next_frame_psnr']:.2f} dB, "
-                   f"{cfg.eval_rollout}-frame rollout PSNR {metrics['rollout_psnr']:.2f} dB")
+        tqdm.write(f"step {step}: held-out next-frame PSNR {metrics['next_frame_psnr']:.2f} dB "
+                   f"(last frame repeated: {metrics['next_frame_psnr_last_frame']:.2f}), "
+                   f"{cfg.eval_rollout}-frame rollout PSNR {metrics['rollout_psnr']:.2f} dB "
+                   f"(last frame: {metrics['rollout_psnr_last_frame']:.2f}, "
+                   f"context mean: {metrics['rollout_psnr_context_mean']:.2f})")
         if step % self.config.video_every == 0 or step == cfg.total_iterations:
             path = write_sample_video(video, self.run_dir / "samples" / f"rollout_step{step:06d}.mp4")
             self.tb.add_images("rollout/ground_truth|generated", video[::max(1, len(video) // 8)],
@@ -387,6 +404,8 @@ class Trainer:
         eval_episodes = load_split(self.data_dir, "eval")
         if not (self.run_dir / "checkpoint").exists():
             self.save()  # step 0: a run always has a checkpoint to resume from
+        if self.progress.stage == "autoencoder" and self.donor is not None:
+            self.adopt_autoencoder(eval_episodes)
         if self.progress.stage == "autoencoder":
             self.train_autoencoder(train_episodes, eval_episodes)
         if self.progress.stage == "dynamics":
@@ -416,6 +435,14 @@ def build_config(preset_name: str, overrides: list[str]) -> TrainConfig:
     return config
 
 
+def saved_model_config(run_dir: Path) -> dict | None:
+    """The model section of the config a run directory was saved with, or None."""
+    try:
+        return json.loads((resolve_checkpoint_dir(run_dir) / "config.json").read_text()).get("model")
+    except (CheckpointError, OSError, ValueError):
+        return None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="dataset directory (from `lssvwm collect`)")
     parser.add_argument("--out", required=True, type=Path, help="run directory: checkpoints, logs, model card")
@@ -430,6 +457,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the data order stays exact only for unchanged settings")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: default)")
+    parser.add_argument("--init-autoencoder", type=Path, default=None, metavar="RUN_OR_CHECKPOINT",
+                        help="skip stage 0: take the autoencoder (and latent statistics) of this run or checkpoint, "
+                             "whose autoencoder config must match; variants compared on one dataset then share it")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="the backbone's autocast: auto (the default) takes bf16 where the device computes it "
+                             "natively (CPUs with AVX512-BF16 or AMX, bf16 GPUs) and fp32 elsewhere; a resumed run "
+                             "keeps what it started with")
+
+
+def resolve_precision(config: TrainConfig, precision: str, device: torch.device) -> str:
+    """Sets config.model.bf16 from --precision and says what was chosen, and why."""
+    from lssvwm_env.models.world_model import native_bf16
+    if precision == "auto":
+        config.model.bf16 = native_bf16(device)
+        reason = f"{device.type} {'computes' if config.model.bf16 else 'does not compute'} bf16 natively"
+    else:
+        config.model.bf16 = precision == "bf16"
+        reason = "--precision"
+    chosen = "bf16" if config.model.bf16 else "fp32"
+    print(f"precision: {chosen} ({reason})", file=sys.stderr)
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -446,9 +494,16 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device(args.device)
         if device.type == "cuda" and "LOCAL_RANK" in os.environ:
             device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        if args.resume and args.precision == "auto":
+            saved = saved_model_config(args.out)
+            if saved is not None:  # a resumed run keeps its precision unless one is asked for
+                config.model.bf16 = bool(saved.get("bf16", False))
+        else:
+            resolve_precision(config, args.precision, device)
         launched_as_cli = sys.argv[0].endswith(("cli.py", "lssvwm"))
         command = ["lssvwm", *sys.argv[1:]] if launched_as_cli else ["python", "-m", __spec__.name, *sys.argv[1:]]
-        Trainer(config, args.data, args.out, device, args.resume, command, args.allow_changes).run()
+        Trainer(config, args.data, args.out, device, args.resume, command, args.allow_changes,
+                args.init_autoencoder).run()
     except (ConfigError, CheckpointError, DatasetError, TrainingStopped, ValueError) as err:
         print(f"lssvwm train: error: {err}", file=sys.stderr)
         return 1
