@@ -58,9 +58,24 @@ def read_config(checkpoint_dir: Path) -> dict:
     return data
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, if this PyTorch can use it; otherwise an error that says what to do."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device PyTorch knows ({err}); use 'cpu' or 'cuda'") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        why = ("this PyTorch is a CPU-only build" if not torch.backends.cuda.is_built()
+               else "PyTorch sees no CUDA GPU on this machine")
+        raise ValueError(f"device={str(device)!r}: {why} (torch {torch.__version__}); use device='cpu', or on a "
+                         "GPU machine install a CUDA build of PyTorch (README, set-up)")
+    return device
+
+
 def load_world_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> WorldModel:
     """Load a world model for inference (EMA weights) from a checkpoint or run directory; None loads
     the model shipped with the package."""
+    device = check_device(device)
     checkpoint_dir = resolve_checkpoint_dir(path)
     data = read_config(checkpoint_dir)
     try:
@@ -74,6 +89,12 @@ def load_world_model(path: str | Path | None = None, device: str | torch.device 
     except (OSError, SafetensorError) as err:
         raise CheckpointError(f"{weights_path}: cannot read the weights ({err}); the file is missing or "
                               "corrupt, re-download or re-train it") from err
+    expected = model.state_dict()
+    for name, tensor in weights.items():
+        if name in expected and tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{weights_path}: tensor {name!r} has shape {tuple(tensor.shape)}, but the config in "
+                                  f"{checkpoint_dir / 'config.json'} makes it {tuple(expected[name].shape)}: the two "
+                                  "files come from different models")
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{weights_path}: weights do not match the config in config.json "

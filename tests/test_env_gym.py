@@ -1,6 +1,7 @@
 """The single imagined env: registration, Gymnasium and SB3 conformance, seeding, snapshots, errors,
 and a long rollout at constant memory. Tiny real models saved as real checkpoints."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -215,6 +216,22 @@ def test_checkpoint_errors_speak_to_the_user(checkpoint, tmp_path):
     env = gym.make(ENV_ID, checkpoint=bare)
     with pytest.raises(ContextError, match=r"holds no context\.npz.*dataset=DIR"):
         env.reset(seed=0)
+
+
+def test_bad_arguments_are_named_before_anything_runs(checkpoint, tmp_path):
+    for bad in (-1, 0, 1.5, True):
+        with pytest.raises(ValueError, match=rf"sampling_steps must be an int >= 1 .*got {bad}"):
+            gym.make(ENV_ID, checkpoint=checkpoint, sampling_steps=bad)
+    if not torch.cuda.is_available():  # the error a CPU-only machine gives; a GPU machine runs on cuda
+        with pytest.raises(ValueError, match=r"device='cuda': .*use device='cpu'"):
+            gym.make(ENV_ID, checkpoint=checkpoint, device="cuda")
+    resized = Path(shutil.copytree(checkpoint, tmp_path / "resized"))
+    config = json.loads((resized / "config.json").read_text())
+    config["model"]["backbone"]["d_model"] *= 2
+    (resized / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor '[^']+' has shape .* but the config in "
+                                              r".*config\.json makes it"):
+        gym.make(ENV_ID, checkpoint=resized)
 
 
 def test_long_rollout_has_constant_state_and_no_nan(endless_checkpoint):

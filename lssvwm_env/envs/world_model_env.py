@@ -85,6 +85,10 @@ class ImaginedBatch:
             raise ValueError(f"context must be >= 1 frame of real context, got {context}")
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        if sampling_steps is not None and (isinstance(sampling_steps, bool)
+                                           or not isinstance(sampling_steps, (int, np.integer)) or sampling_steps < 1):
+            raise ValueError(f"sampling_steps must be an int >= 1 (denoising passes per imagined frame) or None "
+                             f"for the model's own, got {sampling_steps!r}")
         self.checkpoint_dir = resolve_checkpoint_dir(checkpoint)
         self.model = load_world_model(self.checkpoint_dir, device)
         config = self.model.config

@@ -151,7 +151,9 @@ class WorldModel(nn.Module):
         only read: the past is clean, the new frame goes from noise level 1 to 0. Returns the latent
         and the features (B, 1, D) of the first pass, at pure noise: the past and the action only."""
         c = self.config
-        steps = sampling_steps or c.diffusion.sampling_steps
+        steps = c.diffusion.sampling_steps if sampling_steps is None else sampling_steps
+        if steps < 1:
+            raise ValueError(f"sampling_steps must be >= 1, got {steps}")
         shape = (state.batch_size, 1, *c.autoencoder.grid, c.autoencoder.latent_channels)
         dtype = state.ssm[0].dtype if state.ssm else torch.float32
         latent = torch.randn(shape, generator=generator, device=self.device, dtype=torch.float32).to(dtype)
