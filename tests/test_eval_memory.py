@@ -15,6 +15,8 @@ from lssvwm_env.checkpoint import load_world_model, save_world_model
 from lssvwm_env.cli import main as lssvwm
 from lssvwm_env.evaluation.memory import plan_episodes
 from lssvwm_env.evaluation.metrics import psnr, ssim
+from lssvwm_env.evaluation.perceptual import lpips_status
+from lssvwm_env.evaluation.yardsticks import nearest_pose_index
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import tiny
 
@@ -49,7 +51,12 @@ def test_eval_memory_writes_metrics_plots_and_videos(minigrid_retrace, tiny_chec
     s = m["settings"]
     assert (s["context"], s["generate"], s["clamped"], s["sampling_steps"]) == (24, 20, False, 1)
     assert m["data"]["evaluated_episodes"] == [0, 2] and m["data"]["policy"] == "retrace"
-    assert m["lpips"] is None and "LPIPS not computed" in m["lpips_note"]
+    available, note = lpips_status()  # LPIPS runs where its package and weights are installed
+    assert m["lpips_note"] == note
+    if available:
+        assert 0 <= m["lpips"] <= 1 and len(m["per_frame"]["lpips"][0]) == 20
+    else:
+        assert m["lpips"] is None and "LPIPS not computed" in note
 
     per_frame = {k: np.array(m["per_frame"][k]) for k in ("psnr", "ssim", "ceiling_psnr", "ceiling_ssim")}
     assert all(v.shape == (2, 20) for v in per_frame.values())
@@ -63,6 +70,19 @@ def test_eval_memory_writes_metrics_plots_and_videos(minigrid_retrace, tiny_chec
     reconstructed = model.decode(model.encode(truth))
     np.testing.assert_allclose(per_frame["ceiling_psnr"], psnr(reconstructed, truth).numpy(), rtol=1e-6)
     np.testing.assert_allclose(per_frame["ceiling_ssim"], ssim(reconstructed, truth).numpy(), rtol=1e-6, atol=1e-9)
+
+    # The yardsticks are scored on the same frames: the last context frame, the context mean.
+    episodes = [dataset.load_episode(i) for i in (0, 2)]
+    context = torch.stack([torch.from_numpy(ep["frames"][:24]) for ep in episodes])
+    last = psnr(context[:, -1:].expand_as(truth), truth).clamp(max=100)
+    mean = psnr(context.float().mean(1, keepdim=True).round().to(torch.uint8).expand_as(truth), truth).clamp(max=100)
+    assert m["baselines"]["last_frame"]["psnr"] == pytest.approx(last.double().mean().item())
+    assert m["baselines"]["context_mean"]["psnr"] == pytest.approx(mean.double().mean().item())
+    assert set(m["baselines"]) == {"last_frame", "context_mean", "nearest_pose"}
+    assert list(m["horizon"]) == ["1", "2-10", "11-100"]  # 20 generated frames: no 101+ bin
+    assert m["horizon"]["1"]["baselines"]["last_frame"]["psnr"] == pytest.approx(last[:, 0].double().mean().item())
+    # An untrained model is below a still picture, and the summary line says so.
+    assert "BELOW the" in printed and "yardsticks on the same frames: last frame" in printed
 
     # Every generated frame is in exactly one split; the split means are those of its frames.
     kinds = np.array(m["per_frame"]["kind"])
@@ -114,3 +134,14 @@ def test_eval_memory_refuses_a_model_of_another_env(minigrid_retrace, tmp_path, 
     err = capsys.readouterr().err
     assert "has 7 actions, the model 6" in err and "trained on another env" in err
     assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_nearest_pose_picks_the_context_frame_taken_where_the_agent_stood_and_looked():
+    context_pos = np.array([[1.5, 1.5], [2.5, 1.5], [2.5, 1.5], [5.5, 5.5]])
+    context_dir = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
+    target_pos = np.array([[2.5, 1.5], [2.4, 1.6], [5.0, 5.0], [1.5, 1.5], [2.5, 1.5]])
+    target_dir = np.array([[0, 1], [1, 0], [0, 1], [0, -1], [0.7071, 0.7071]])
+    # Same cell facing up: frame 2; facing right: frame 1; near (5.5, 5.5): frame 3; at (1.5, 1.5) facing
+    # down: frame 0 (a quarter turn) beats frame 1 (a cell and a quarter turn); halfway between
+    # frames 1 and 2's headings: the tie goes to the later frame.
+    assert nearest_pose_index(context_pos, context_dir, target_pos, target_dir).tolist() == [2, 1, 3, 0, 2]

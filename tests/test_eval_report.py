@@ -64,6 +64,8 @@ def test_report_renders_every_input_with_its_numbers(evaluations, tmp_path, caps
         assert f"{m['ceiling']['ssim']:.3f} / {m['ceiling']['psnr']:.2f}" in text
         memory = m["splits"]["memory"]
         assert f"| view shown in the context (memory) | {memory['frames']} |" in text
+        mean = m["baselines"]["context_mean"]  # the yardsticks beside the model on the same frames
+        assert f"| all | {m['psnr']:.2f} / {m['ssim']:.3f} | " in text and f"{mean['psnr']:.2f} / {mean['ssim']:.3f}" in text
     # The paper's figures beside ours, and the scale said plainly.
     for figure in ("| 0.898 | 30.8 |", "| 0.829 | 26.4 |", "| 0.747 | 20.4 |", "| 0.855 | 28.2 |"):
         assert figure in text

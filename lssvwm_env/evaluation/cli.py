@@ -96,9 +96,20 @@ def _print_summary(metrics: dict, out: Path) -> None:
     print(f"{metrics['task']}: {len(metrics['data']['evaluated_episodes'])} episode(s), {s['context']} context + "
           f"{s['generate']} generated frames: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f} "
           f"(autoencoder ceiling {metrics['ceiling']['psnr']:.2f} dB, {metrics['ceiling']['ssim']:.3f})")
+    from lssvwm_env.evaluation.memory import below_yardsticks
+    print("  yardsticks on the same frames: " + ", ".join(
+        f"{name.replace('_', ' ')} {y['psnr']:.2f} dB / {y['ssim']:.3f}" for name, y in metrics["baselines"].items()))
+    below = below_yardsticks(metrics)
+    if below:
+        print(f"  BELOW the {', '.join(n.replace('_', ' ') for n in below)} yardstick(s): the model does not yet "
+              "beat showing a real context frame unchanged")
+    for label, h in metrics["horizon"].items():
+        print(f"  frames {label:>8} after the context: PSNR {h['psnr']:.2f} dB (" + ", ".join(
+            f"{name.replace('_', ' ')} {y['psnr']:.2f}" for name, y in h["baselines"].items()) + ")")
     for kind, split in (metrics["splits"] or {}).items():
         if split["frames"]:
-            print(f"  {kind:22} {split['frames']:6d} frames: PSNR {split['psnr']:.2f} dB, SSIM {split['ssim']:.3f}")
+            print(f"  {kind:22} {split['frames']:6d} frames: PSNR {split['psnr']:.2f} dB, SSIM {split['ssim']:.3f} "
+                  f"(context mean {split['context_mean_psnr']:.2f} dB)")
     print(f"  {metrics['lpips_note']}")
     print(f"wrote {out / 'metrics.json'}, {', '.join(v for k, v in metrics['files'].items() if k != 'videos')}, "
           f"{len(metrics['files']['videos'])} video(s)")

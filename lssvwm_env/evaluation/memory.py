@@ -26,8 +26,11 @@ import numpy as np
 import torch
 
 from lssvwm_env.evaluation.revisits import KINDS, revisit_gaps
+from lssvwm_env.evaluation.yardsticks import YARDSTICKS, yardstick_frames
 
 PSNR_CAP_DB = 100.0  # identical frames have infinite PSNR; a cap keeps means finite (never reached in practice)
+# Frames since the context ended (1 = the first generated frame): (first, last), None = to the end.
+HORIZON_BINS = ((1, 1), (2, 10), (11, 100), (101, None))
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,13 @@ def plan_episodes(lengths: dict[int, int], context: int, generate: int, episodes
 @dataclass
 class Rollouts:
     """truth, generated, reconstructed: (E, L_g, H, W, 3) uint8 (reconstructed = decode(encode(truth)));
-    timings in seconds."""
+    yardsticks: name -> (E, L_g, H, W, 3) uint8, the trivial predictions of yardsticks.py; timings in
+    seconds."""
 
     truth: torch.Tensor
     generated: torch.Tensor
     reconstructed: torch.Tensor
+    yardsticks: dict[str, torch.Tensor]
     observe_s: float
     generate_s: float
 
@@ -128,7 +133,7 @@ def generate_rollouts(model, episodes: list[dict[str, np.ndarray]], context: int
     from lssvwm_env.training.data import input_actions
 
     need = context + generate
-    truth, generated, reconstructed = [], [], []
+    truth, generated, reconstructed, yardsticks = [], [], [], []
     observe_s = generate_s = 0.0
     for first in range(0, len(episodes), batch_size):
         batch = episodes[first:first + batch_size]
@@ -150,7 +155,23 @@ def generate_rollouts(model, episodes: list[dict[str, np.ndarray]], context: int
         truth.append(frames[:, context:])
         generated.append(torch.stack(out, dim=1))
         reconstructed.append(model.decode(model.encode(frames[:, context:])).cpu())
-    return Rollouts(torch.cat(truth), torch.cat(generated), torch.cat(reconstructed), observe_s, generate_s)
+        poses = ([(ep["agent_pos"][:need], ep["agent_dir"][:need]) for ep in batch]
+                 if all("agent_pos" in ep and "agent_dir" in ep for ep in batch) else None)
+        yardsticks.append(yardstick_frames(frames, context, poses))
+    return Rollouts(torch.cat(truth), torch.cat(generated), torch.cat(reconstructed),
+                    {name: torch.cat([y[name] for y in yardsticks]) for name in yardsticks[0]}, observe_s, generate_s)
+
+
+def horizon_bin_masks(generate: int) -> dict[str, np.ndarray]:
+    """Masks over the generated frames (L_g,) for the horizon bins that exist in this run."""
+    masks = {}
+    for low, high in HORIZON_BINS:
+        label = f"{low}" if low == high else (f"{low}-{high}" if high else f"{low}+")
+        t = np.arange(1, generate + 1)
+        mask = (t >= low) & (t <= (high or generate))
+        if mask.any():
+            masks[label] = mask
+    return masks
 
 
 def frame_scores(rollouts: Rollouts, lpips=None) -> dict[str, np.ndarray]:
@@ -163,10 +184,26 @@ def frame_scores(rollouts: Rollouts, lpips=None) -> dict[str, np.ndarray]:
         "ceiling_psnr": psnr(rollouts.reconstructed, rollouts.truth).clamp(max=PSNR_CAP_DB),
         "ceiling_ssim": ssim(rollouts.reconstructed, rollouts.truth),
     }
+    for name, frames in rollouts.yardsticks.items():
+        scores[f"{name}_psnr"] = psnr(frames, rollouts.truth).clamp(max=PSNR_CAP_DB)
+        scores[f"{name}_ssim"] = ssim(frames, rollouts.truth)
     if lpips is not None:
         scores["lpips"] = lpips(rollouts.generated, rollouts.truth)
         scores["ceiling_lpips"] = lpips(rollouts.reconstructed, rollouts.truth)
     return {k: v.double().numpy() for k, v in scores.items()}
+
+
+def yardstick_summary(values: dict, names) -> dict[str, dict[str, float | None]]:
+    """{"last_frame": {"psnr": .., "ssim": ..}, ...} from flat `{name}_psnr` entries."""
+    return {name: {"psnr": values.get(f"{name}_psnr"), "ssim": values.get(f"{name}_ssim")}
+            for name in names if f"{name}_psnr" in values}
+
+
+def below_yardsticks(metrics: dict) -> list[str]:
+    """The yardsticks that beat the model on PSNR or SSIM over all generated frames."""
+    return [name for name, y in metrics["baselines"].items()
+            if (y["psnr"] is not None and y["psnr"] > metrics["psnr"])
+            or (y["ssim"] is not None and y["ssim"] > metrics["ssim"])]
 
 
 def gap_bins(max_gap: float) -> list[tuple[int, int]]:
@@ -319,6 +356,8 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
         gaps = np.stack([info.gap for info in infos])
         kinds = np.stack([info.kind for info in infos])
     summary = summarise(scores, gaps, kinds)
+    horizon = {label: {name: float(values[:, mask].mean()) for name, values in scores.items()}
+               for label, mask in horizon_bin_masks(plan.generate).items()}
 
     steps = config.sampling_steps or model.config.diffusion.sampling_steps
     metrics = {
@@ -331,6 +370,9 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
         "lpips_note": lpips_note,
         "ceiling": {"psnr": summary.pop("ceiling_psnr"), "ssim": summary.pop("ceiling_ssim"),
                     "lpips": summary.pop("ceiling_lpips", None)},
+        "baselines": yardstick_summary(summary, YARDSTICKS),
+        "horizon": {label: {"psnr": values["psnr"], "ssim": values["ssim"],
+                            "baselines": yardstick_summary(values, YARDSTICKS)} for label, values in horizon.items()},
         "splits": summary.pop("splits"),
         "settings": {
             **{k: v for k, v in asdict(config).items() if k not in ("context", "generate", "sampling_steps")},
@@ -350,6 +392,8 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
             "revisit_in_generation": "seen before only in frames the model generated itself",
             "novel": "never seen before in the episode",
             "ceiling": "the autoencoder's reconstruction of the real frame, decode(encode(truth))",
+            "baselines": "yardsticks on the same frames: the last context frame repeated, the mean of the context "
+                         "frames, the context frame at the nearest pose (evaluation/yardsticks.py)",
         } if has_pose else {"note": "the dataset records no agent pose: no gap curve and no memory / novel split"},
         "timing": {"observe_s": rollouts.observe_s, "generate_s": rollouts.generate_s,
                    "ms_per_generated_frame": 1000 * rollouts.generate_s / max(1, total),

@@ -56,6 +56,11 @@ def _title(metrics: dict) -> str:
 
 
 # ---- memory benchmark --------------------------------------------------------------------------
+YARDSTICK_STYLES = {"last_frame": {"color": "#d62728", "linestyle": ":"},
+                    "context_mean": {"color": "#9467bd", "linestyle": ":"},
+                    "nearest_pose": {"color": "#8c564b", "linestyle": "-."}}
+
+
 def plot_memory_over_time(metrics: dict, path: Path) -> Path:
     """PSNR and SSIM of each generated frame (mean over episodes) against frames since the context
     ended, with the autoencoder ceiling; below, which share of frames showed a view from memory."""
@@ -74,6 +79,10 @@ def plot_memory_over_time(metrics: dict, path: Path) -> Path:
                 label="generated" + (f" ({window}-frame mean)" if window > 1 else ""))
         ax.plot(x, smooth(np.asarray(curves[f"ceiling_{name}"]), window), color=COLORS["ceiling"],
                 linestyle="--", linewidth=1.4, label="autoencoder ceiling")
+        for yardstick, style in YARDSTICK_STYLES.items():
+            if f"{yardstick}_{name}" in curves:
+                ax.plot(x, smooth(np.asarray(curves[f"{yardstick}_{name}"]), window), linewidth=1.1, **style,
+                        label=yardstick.replace("_", " ") + " (yardstick)")
         ax.set_ylabel(unit)
         ax.set_xlim(1, max(n, 2))
         ax.grid(alpha=0.3)

@@ -268,6 +268,7 @@ def memory_section(path: Path, m: dict, figures: Figures, slug: str) -> list[str
             lines += [" ".join(verdict), ""]
     else:
         lines += [f"{m['definitions'].get('note', '')}", ""]
+    lines += yardstick_lines(m)
     files = m["files"]
     lines += [f"![PSNR and SSIM over time]({figures.copy(path / files['time_plot'], f'{slug}/over_time.png')})", "",
               "*Per generated frame, mean over episodes, against the autoencoder's reconstruction of the same real "
@@ -281,6 +282,28 @@ def memory_section(path: Path, m: dict, figures: Figures, slug: str) -> list[str
     if videos:
         lines += ["Videos (ground truth | generated | error): " + ", ".join(f"[{Path(v).name}]({v})" for v in videos), ""]
     return lines
+
+
+def yardstick_lines(m: dict) -> list[str]:
+    """The model beside the yardsticks on the same frames, overall and by frames since the context."""
+    if not m.get("baselines"):
+        return []  # metrics.json written before the yardsticks existed
+    from lssvwm_env.evaluation.memory import below_yardsticks
+    names = list(m["baselines"])
+    lines = ["Against trivial predictions of the same frames (PSNR dB / SSIM; yardsticks.py):", "",
+             "| frames after the context | model | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+             "|---|---:|" + "---:|" * len(names)]
+    rows = [("all", m["psnr"], m["ssim"], m["baselines"])] + [
+        (label, h["psnr"], h["ssim"], h["baselines"]) for label, h in m.get("horizon", {}).items()]
+    for label, psnr, ssim, baselines in rows:
+        lines.append(f"| {label} | {psnr:.2f} / {ssim:.3f} | " + " | ".join(
+            f"{baselines[n]['psnr']:.2f} / {baselines[n]['ssim']:.3f}" for n in names) + " |")
+    below = below_yardsticks(m)
+    if below:
+        lines += ["", f"> **Below the {', '.join(n.replace('_', ' ') for n in below)} yardstick(s):** over all generated "
+                      "frames the model scores worse than showing a real context frame unchanged; it has not learnt the "
+                      "world yet, whatever its PSNR."]
+    return lines + [""]
 
 
 def memory_verdict(splits: dict) -> tuple[str, str] | None:
