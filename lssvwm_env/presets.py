@@ -31,7 +31,7 @@ def tiny() -> TrainConfig:
         dynamics_training=DynamicsTrainingConfig(
             curriculum=[CurriculumStage(window=8, iterations=6, batch_size=2),
                         CurriculumStage(window=16, iterations=4, batch_size=2)],
-            warmup=2, eval_every=5, eval_context=4, eval_rollout=6, eval_episodes=1),
+            warmup=2, eval_every=5, eval_context=4, eval_rollout=6, eval_episodes=1, eval_one_step_frames=8),
         checkpoint_every=4, video_every=5)
 
 

@@ -83,6 +83,19 @@ def test_clean_context_pass_equals_denoising_from_the_committed_past(variant):
     assert (alone - prediction).abs().max() > 1e-3
 
 
+def test_one_step_predictions_at_once_equal_generating_after_observing():
+    model = tiny_model("ours")
+    latents, actions, _ = random_window(frames=9)
+    noise = torch.randn(latents.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    all_at_once = model.predict_each_next(model.initial_state(2), latents, actions, sampling_steps=3, noise=noise)
+    for t in range(latents.size(1)):
+        state = model.initial_state(2)
+        if t:
+            _, _, state = model.step_latents(state, latents[:, :t], actions[:, :t])
+        one, _ = model.generate_latent(state, actions[:, t], sampling_steps=3, noise=noise[:, t:t + 1])
+        assert torch.allclose(one, all_at_once[:, t:t + 1], atol=1e-10, rtol=0), t
+
+
 @pytest.mark.parametrize("variant", ["ours", "causal_attn"])
 def test_state_carries_across_windows(variant):
     model = tiny_model(variant)

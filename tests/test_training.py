@@ -141,3 +141,29 @@ def test_two_processes_keep_parameters_identical(dataset, tmp_path):
         assert torch.equal(rank0[name], rank1[name]), name
     card = (out / "model_card.md").read_text()
     assert "processes: 2" in card
+
+
+def test_short_held_out_episodes_shorten_the_evaluation_up_front(dataset, tmp_path):
+    """A held-out evaluation longer than any held-out episode is shortened, and said so, at the start:
+    it used to end the run at its first evaluation."""
+    result = train(dataset, tmp_path / "short", "--set", "dynamics_training.eval_rollout=100")
+    assert "note: no held-out episode has 104 frames (eval_context 4 + eval_rollout 100)" in result.stdout + result.stderr
+    state = json.loads((tmp_path / "short" / "checkpoint" / "training_state.json").read_text())
+    assert state["progress"]["stage"] == "done"
+
+
+def test_init_autoencoder_shares_stage_0(dataset, finished_run, tmp_path):
+    out = tmp_path / "shared"
+    train(dataset, out, "--init-autoencoder", str(finished_run), "--set", "seed=1")
+    donor, model = load_world_model(finished_run), load_world_model(out)
+    for name, tensor in donor.autoencoder.state_dict().items():
+        assert torch.equal(tensor, model.autoencoder.state_dict()[name]), name
+    assert torch.equal(donor.latent_std, model.latent_std) and torch.equal(donor.latent_mean, model.latent_mean)
+    state = json.loads((out / "checkpoint" / "training_state.json").read_text())
+    assert state["progress"]["stage"] == "done" and state["progress"]["dynamics_step"] == 10
+    # A donor whose autoencoder differs is refused before anything is written.
+    refused = train(dataset, tmp_path / "refused", "--init-autoencoder", str(finished_run),
+                    "--set", "model.autoencoder.channels=[8,16,32]", check=False)
+    assert refused.returncode == 1
+    assert "--init-autoencoder" in refused.stderr and "autoencoder.channels" in refused.stderr
+    assert not (tmp_path / "refused").exists()

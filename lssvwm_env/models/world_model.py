@@ -143,22 +143,28 @@ class WorldModel(nn.Module):
         latents = self.encode(frames)
         return self.step_latents(state, latents, actions.to(self.device))[2]
 
+    def sampling_schedule(self, sampling_steps: int | None) -> list[float]:
+        steps = self.config.diffusion.sampling_steps if sampling_steps is None else sampling_steps
+        if steps < 1:
+            raise ValueError(f"sampling_steps must be >= 1, got {steps}")
+        return sampling_schedule(steps).tolist()
+
     @torch.no_grad()
     def generate_latent(self, state: WorldModelState, action: torch.Tensor,
                         generator: torch.Generator | None = None, sampling_steps: int | None = None,
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Denoise the next frame's latent (B, 1, h, w, C) given the state and action (B,); the state is
-        only read: the past is clean, the new frame goes from noise level 1 to 0. Returns the latent
-        and the features (B, 1, D) of the first pass, at pure noise: the past and the action only."""
+        only read: the past is clean, the new frame goes from noise level 1 to 0 (from `noise` when given,
+        else drawn). Returns the latent and the features (B, 1, D) of the first pass, at pure noise: the
+        past and the action only."""
         c = self.config
-        steps = c.diffusion.sampling_steps if sampling_steps is None else sampling_steps
-        if steps < 1:
-            raise ValueError(f"sampling_steps must be >= 1, got {steps}")
+        schedule = self.sampling_schedule(sampling_steps)
         shape = (state.batch_size, 1, *c.autoencoder.grid, c.autoencoder.latent_channels)
         dtype = state.ssm[0].dtype if state.ssm else torch.float32
-        latent = torch.randn(shape, generator=generator, device=self.device, dtype=torch.float32).to(dtype)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator, device=self.device, dtype=torch.float32)
+        latent = noise.to(self.device, dtype)
         actions = action.to(self.device).view(-1, 1)
-        schedule = sampling_schedule(steps).tolist()
         prior_features = None
         for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
             noise_level = torch.full(shape[:2], sigma, device=self.device, dtype=dtype)
@@ -167,6 +173,25 @@ class WorldModel(nn.Module):
                 prior_features = features
             latent = euler_step(latent, prediction, sigma, next_sigma, c.diffusion)
         return latent, prior_features
+
+    @torch.no_grad()
+    def predict_each_next(self, state: WorldModelState, latents: torch.Tensor, actions: torch.Tensor,
+                          generator: torch.Generator | None = None, sampling_steps: int | None = None,
+                          noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One-step predictions, all at once: each frame t of the real `latents` (B, T, h, w, C) generated
+        from noise, given `state` and the real frames before t, as `imagine` would generate it after
+        `observe` of them (Backbone.forward_clean_context, `sampling_steps` parallel passes). actions:
+        (B, T), the action that led to each frame. Returns (B, T, h, w, C)."""
+        schedule = self.sampling_schedule(sampling_steps)
+        if noise is None:
+            noise = torch.randn(latents.shape, generator=generator, device=self.device, dtype=torch.float32)
+        latent = noise.to(self.device, latents.dtype)
+        for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
+            noise_level = torch.full(latents.shape[:2], sigma, device=self.device, dtype=latents.dtype)
+            with self.autocast():
+                prediction, _, _, _ = self.backbone.forward_clean_context(latents, latent, noise_level, actions, state)
+            latent = euler_step(latent, prediction.to(latent.dtype), sigma, next_sigma, self.config.diffusion)
+        return latent
 
     @torch.no_grad()
     def imagine(self, state: WorldModelState, action: torch.Tensor, generator: torch.Generator | None = None,

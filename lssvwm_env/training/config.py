@@ -50,6 +50,7 @@ class DynamicsTrainingConfig:
     eval_context: int = 32  # frames of real context before generating
     eval_rollout: int = 100  # frames generated from actions alone for the rollout PSNR
     eval_episodes: int = 4
+    eval_one_step_frames: int = 200  # next-frame PSNR at every one of an episode's first frames (evaluate.py)
 
     def __post_init__(self) -> None:
         from lssvwm_env.training.losses import OBJECTIVES

@@ -24,7 +24,7 @@ def autoencoder_metrics(model, eval_episodes, n_frames: int) -> dict[str, float]
 
 @torch.no_grad()
 def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episodes: int,
-                     seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+                     seed: int = 0, one_step_frames: int = 0) -> tuple[dict[str, float], np.ndarray]:
     """Returns metrics and a video (T, H, 2W, 3) uint8 of the first episode: ground truth | generated."""
     need = context + rollout
     episodes = [ep for ep in eval_episodes if len(ep["frames"]) >= need][:n_episodes]
@@ -58,7 +58,29 @@ def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episode
         "ae_ceiling_psnr": psnr(recon, truth).mean().item(),
     }
     video = torch.cat([truth[0], generated[0]], dim=2).numpy()
+    if one_step_frames > 1:
+        metrics.update(one_step_metrics(model, eval_episodes[:n_episodes], one_step_frames, generator))
     return metrics, video
+
+
+@torch.no_grad()
+def one_step_metrics(model, episodes, frames: int, generator: torch.Generator) -> dict[str, float]:
+    """Next-frame PSNR at every frame 1..frames-1 of each episode, each generated from the real frames
+    before it (WorldModel.predict_each_next: a few parallel passes), beside the previous real frame
+    repeated: hundreds of next frames per evaluation instead of one per episode."""
+    truths, predictions = [], []
+    for ep in episodes:
+        n = min(frames, len(ep["frames"]))
+        real = torch.from_numpy(ep["frames"][:n]).unsqueeze(0)
+        actions = torch.from_numpy(input_actions(ep["actions"])[:n]).unsqueeze(0).to(model.device)
+        latents = model.encode(real)
+        predicted = model.predict_each_next(model.initial_state(1), latents, actions, generator=generator)
+        truths.append(real[0])
+        predictions.append(model.decode(predicted)[0].cpu())
+    scores = [psnr(p[1:], t[1:]) for p, t in zip(predictions, truths)]
+    previous = [psnr(t[:-1], t[1:]) for t in truths]
+    return {"one_step_psnr": torch.cat(scores).clamp(max=100).mean().item(),
+            "one_step_psnr_last_frame": torch.cat(previous).clamp(max=100).mean().item()}
 
 
 def write_sample_video(video: np.ndarray, path: Path, fps: int = 10) -> Path:

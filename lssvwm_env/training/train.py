@@ -218,7 +218,8 @@ class Trainer:
         theirs, ours = asdict(donor.config.autoencoder), asdict(self.config.model.autoencoder)
         if json.loads(json.dumps(theirs)) != json.loads(json.dumps(ours)):
             raise CheckpointError(f"--init-autoencoder {source}: its autoencoder config differs from this run's in "
-                                  + "; ".join(diff_configs(json.loads(json.dumps(theirs)), json.loads(json.dumps(ours))))
+                                  + "; ".join(diff_configs(json.loads(json.dumps(theirs)), json.loads(json.dumps(ours)),
+                                                           prefix="model.autoencoder."))
                                   + " (train with the same preset, or --set model.autoencoder... to match)")
         return donor
 
@@ -368,13 +369,17 @@ class Trainer:
             return
         cfg = self.config.dynamics_training
         ema_model = self.ema_copy()
-        metrics, video = dynamics_metrics(ema_model, eval_episodes, cfg.eval_context, cfg.eval_rollout,
-                                          cfg.eval_episodes, seed=self.config.seed)
+        context, rollout = self.eval_lengths
+        metrics, video = dynamics_metrics(ema_model, eval_episodes, context, rollout,
+                                          cfg.eval_episodes, seed=self.config.seed,
+                                          one_step_frames=cfg.eval_one_step_frames)
         self.progress.metrics.append({"stage": "dynamics", "step": step, **metrics})
         self.log("dynamics", step, {f"eval/{k}": v for k, v in metrics.items()})
+        one_step = (f"; every frame from its real past: {metrics['one_step_psnr']:.2f} dB (previous frame: "
+                    f"{metrics['one_step_psnr_last_frame']:.2f})" if "one_step_psnr" in metrics else "")
         tqdm.write(f"step {step}: held-out next-frame PSNR {metrics['next_frame_psnr']:.2f} dB "
-                   f"(last frame repeated: {metrics['next_frame_psnr_last_frame']:.2f}), "
-                   f"{cfg.eval_rollout}-frame rollout PSNR {metrics['rollout_psnr']:.2f} dB "
+                   f"(last frame repeated: {metrics['next_frame_psnr_last_frame']:.2f}{one_step}), "
+                   f"{rollout}-frame rollout PSNR {metrics['rollout_psnr']:.2f} dB "
                    f"(last frame: {metrics['rollout_psnr_last_frame']:.2f}, "
                    f"context mean: {metrics['rollout_psnr_context_mean']:.2f})")
         if step % self.config.video_every == 0 or step == cfg.total_iterations:
@@ -399,9 +404,26 @@ class Trainer:
                 f"{self.run_dir / 'checkpoint'}: lower the learning rate (--set ...lr=) and --resume")
 
     # ---- the whole run -------------------------------------------------------------------------
+    def fit_evaluation(self, eval_episodes) -> tuple[int, int]:
+        """(context, rollout) frames of the held-out evaluation, shortened in proportion when no held-out
+        episode is long enough, and said so now rather than failing at the first evaluation."""
+        cfg = self.config.dynamics_training
+        need, longest = cfg.eval_context + cfg.eval_rollout, max(len(ep["frames"]) for ep in eval_episodes)
+        if longest >= need:
+            return cfg.eval_context, cfg.eval_rollout
+        if longest < 2:
+            raise ValueError(f"{self.data_dir}: the held-out episodes have {longest} frame(s); the evaluation needs at "
+                             "least 2 (collect longer episodes)")
+        context = min(longest - 1, max(1, round(cfg.eval_context * longest / need)))
+        if self.dist.is_main:
+            tqdm.write(f"note: no held-out episode has {need} frames (eval_context {cfg.eval_context} + eval_rollout "
+                       f"{cfg.eval_rollout}); the longest has {longest}: evaluating {context} + {longest - context}")
+        return context, longest - context
+
     def run(self) -> None:
         train_episodes = load_split(self.data_dir, "train")
         eval_episodes = load_split(self.data_dir, "eval")
+        self.eval_lengths = self.fit_evaluation(eval_episodes)
         if not (self.run_dir / "checkpoint").exists():
             self.save()  # step 0: a run always has a checkpoint to resume from
         if self.progress.stage == "autoencoder" and self.donor is not None:
