@@ -11,12 +11,12 @@ from lssvwm_env.models.local_attention import AttentionConfig, allowed_keys
 from lssvwm_env.models.ssm_mixer import SSMConfig
 
 
-def tiny_model(variant: str, causal_window=None) -> WorldModel:
+def tiny_model(variant: str, causal_window=None, patch: int = 1) -> WorldModel:
     torch.manual_seed(0)
     cfg = WorldModelConfig(
         autoencoder=AutoencoderConfig(channels=[8, 16], latent_channels=4),
         backbone=BackboneConfig(
-            latent_channels=4, grid=(16, 16), d_model=32, n_layers=2, block_sizes=[(2, 2), (4, 8)],
+            latent_channels=4, grid=(16, 16), patch=patch, d_model=32, n_layers=2, block_sizes=[(2, 2), (4, 8)],
             ssm=SSMConfig(d_state=8, head_dim=16, chunk_size=16),
             attention=AttentionConfig(n_heads=2, window=4, chunk=2, query_block_frames=3)),
         variant=variant, causal_window=causal_window, bf16=False)
@@ -37,9 +37,9 @@ def random_window(batch=2, frames=11, seed=1):
     return latents, actions, noise
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_recurrent_equals_parallel(variant):
-    model = tiny_model(variant)
+@pytest.mark.parametrize("variant,patch", [(v, 1) for v in VARIANTS] + [("ours", 2)])
+def test_recurrent_equals_parallel(variant, patch):
+    model = tiny_model(variant, patch=patch)
     latents, actions, noise = random_window()
     state0 = model.initial_state(2)
     pred_par, feat_par, state_par = model.step_latents(state0, latents, actions, noise)
@@ -57,11 +57,11 @@ def test_recurrent_equals_parallel(variant):
     assert (pred_alone - pred_par[:, -1:]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_clean_context_pass_equals_denoising_from_the_committed_past(variant):
+@pytest.mark.parametrize("variant,patch", [(v, 1) for v in VARIANTS] + [("ours", 2)])
+def test_clean_context_pass_equals_denoising_from_the_committed_past(variant, patch):
     """Clean-context training computes for every frame of a window at once what `imagine` computes for
     one: the noisy frame at its noise level, from the state that the clean frames before it left."""
-    model = tiny_model(variant)
+    model = tiny_model(variant, patch=patch)
     latents, actions, noise = random_window(frames=14)
     noisy = torch.randn_like(latents)
     # A state with history (7 frames), so what is carried in matters too.
@@ -182,3 +182,15 @@ def test_prior_heads_read_the_first_denoising_pass_as_the_parallel_pass_does():
     model.config.heads.predict_from = "committed"  # reads the sampled frame instead: another number
     _, committed, _, _ = model.imagine(state.clone(), action, generator=torch.Generator().manual_seed(7))
     assert not torch.allclose(committed, expected_reward, atol=1e-6)
+
+
+def test_patches_hold_the_latent_grid_in_order():
+    """backbone.patch 2: a token is a 2x2 patch of latent cells, and the prediction comes back on the
+    latent grid cell for cell."""
+    backbone = tiny_model("ours", patch=2).backbone
+    latents = torch.arange(2 * 3 * 16 * 16 * 4, dtype=torch.float64).reshape(2, 3, 16, 16, 4)
+    patches = backbone.to_patches(latents)
+    assert patches.shape == (2, 3, 8, 8, 16)
+    assert torch.equal(patches[0, 0, 1, 2].reshape(2, 2, 4), latents[0, 0, 2:4, 4:6])
+    assert torch.equal(backbone.from_patches(patches), latents)
+    assert backbone.initial_state(1).keys[0].shape[2] == 64  # 8 x 8 tokens in the KV cache

@@ -19,7 +19,10 @@ from lssvwm_env.models.state import WorldModelState
 @dataclass
 class BackboneConfig:
     latent_channels: int = 8
-    grid: tuple[int, int] = (8, 8)  # latent tokens per frame (height, width)
+    grid: tuple[int, int] = (8, 8)  # the autoencoder's latent grid per frame (height, width)
+    # Latent cells per token side: 2 makes each token a 2x2 patch of the latent grid (as DiT patchifies),
+    # 4x fewer tokens for the attention and the scans, the autoencoder (and its ceiling) unchanged.
+    patch: int = 1
     d_model: int = 128
     n_layers: int = 4
     mlp_ratio: int = 4
@@ -30,6 +33,15 @@ class BackboneConfig:
     ssm: SSMConfig = field(default_factory=SSMConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     action: ActionConfig = field(default_factory=ActionConfig)
+
+    def __post_init__(self) -> None:
+        if self.patch < 1 or self.grid[0] % self.patch or self.grid[1] % self.patch:
+            raise ValueError(f"backbone.patch={self.patch} must be >= 1 and divide the latent grid {tuple(self.grid)}")
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        """The token grid the layers see: the latent grid in patches."""
+        return (self.grid[0] // self.patch, self.grid[1] // self.patch)
 
     def block_size(self, layer: int) -> tuple[int, int]:
         return tuple(self.block_sizes[layer % len(self.block_sizes)])  # type: ignore[return-value]
@@ -50,7 +62,7 @@ def apply_variant(config: BackboneConfig, variant: str, causal_window: int | Non
     if variant == "local_attn":
         return replace(config, use_ssm=False)
     if variant == "ssm":
-        return replace(config, block_sizes=[tuple(config.grid)])
+        return replace(config, block_sizes=[config.tokens])
     if variant == "block1":
         return replace(config, block_sizes=[(1, 1)])
     raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
@@ -63,7 +75,7 @@ class BackboneLayer(nn.Module):
     def __init__(self, config: BackboneConfig, layer: int) -> None:
         super().__init__()
         d = config.d_model
-        self.scan = BlockwiseScan(d, config.grid, config.block_size(layer), config.ssm) if config.use_ssm else None
+        self.scan = BlockwiseScan(d, config.tokens, config.block_size(layer), config.ssm) if config.use_ssm else None
         self.scan_norm = AdaptiveNorm(d) if config.use_ssm else None
         self.attention = LocalAttention(d, config.attention) if config.use_attention else None
         self.attention_norm = AdaptiveNorm(d) if config.use_attention else None
@@ -114,19 +126,20 @@ class Backbone(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
-        self.latent_in = nn.Linear(config.latent_channels, d)
-        self.position = nn.Parameter(torch.randn(*config.grid, d) * 0.02)
+        patch_channels = config.latent_channels * config.patch ** 2
+        self.latent_in = nn.Linear(patch_channels, d)
+        self.position = nn.Parameter(torch.randn(*config.tokens, d) * 0.02)
         self.conditioning = FrameConditioning(d, config.action)
         self.layers = nn.ModuleList(BackboneLayer(config, i) for i in range(config.n_layers))
         self.out_norm = AdaptiveNorm(d)
-        self.latent_out = nn.Linear(d, config.latent_channels)
+        self.latent_out = nn.Linear(d, patch_channels)
         nn.init.zeros_(self.latent_out.weight)
         nn.init.zeros_(self.latent_out.bias)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu",
                       dtype: torch.dtype = torch.float32) -> WorldModelState:
         c = self.config
-        n_tokens = c.grid[0] * c.grid[1]
+        n_tokens = c.tokens[0] * c.tokens[1]
         window = c.attention.cache_frames() if c.use_attention else 0
         cache_frames = window or 0  # None (all past frames) starts empty and grows
         head_dim = c.d_model // c.attention.n_heads
@@ -181,11 +194,11 @@ class Backbone(nn.Module):
         frames = latents.size(1)
         frame_index = state.frame_count.unsqueeze(1) + torch.arange(frames, device=latents.device)
         cond = self.conditioning(noise_level, actions)
-        tokens = self.latent_in(latents) + self.position
+        tokens = self.latent_in(self.to_patches(latents)) + self.position
         noisy = noisy_cond = None
         if noisy_latents is not None:
             noisy_cond = self.conditioning(noisy_level, actions)
-            noisy = self.latent_in(noisy_latents) + self.position
+            noisy = self.latent_in(self.to_patches(noisy_latents)) + self.position
         ssm, keys, values = [], [], []
         key_index = state.key_index
         for i, layer in enumerate(self.layers):
@@ -200,6 +213,24 @@ class Backbone(nn.Module):
                                     frame_count=state.frame_count + frames)
         if noisy is None:
             h, _ = self.out_norm(tokens, cond)
-            return self.latent_out(h), tokens.mean(dim=(2, 3)), new_state, None
+            return self.from_patches(self.latent_out(h)), tokens.mean(dim=(2, 3)), new_state, None
         h, _ = self.out_norm(noisy, noisy_cond)
-        return self.latent_out(h), noisy.mean(dim=(2, 3)), new_state, tokens.mean(dim=(2, 3))
+        return self.from_patches(self.latent_out(h)), noisy.mean(dim=(2, 3)), new_state, tokens.mean(dim=(2, 3))
+
+    def to_patches(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W, C) -> (B, T, H/p, W/p, p*p*C)."""
+        p = self.config.patch
+        if p == 1:
+            return latents
+        b, t, h, w, c = latents.shape
+        patches = latents.reshape(b, t, h // p, p, w // p, p, c).permute(0, 1, 2, 4, 3, 5, 6)
+        return patches.reshape(b, t, h // p, w // p, p * p * c)
+
+    def from_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """The inverse of `to_patches`."""
+        p = self.config.patch
+        if p == 1:
+            return patches
+        b, t, hp, wp, _ = patches.shape
+        latents = patches.reshape(b, t, hp, wp, p, p, -1).permute(0, 1, 2, 4, 3, 5, 6)
+        return latents.reshape(b, t, hp * p, wp * p, -1)
