@@ -654,6 +654,10 @@ class DatasetInfo:
     # read). An action the data never shows failing (walking into a wall) is one a world model cannot
     # predict failing, and one an agent trained inside it will exploit.
     action_unchanged: list[int] | None = None
+    # Per-step rewards over every transition: (min, max), and the distinct values when there are at
+    # most 16 (a sparse env's few), as the trained model records and keeps its predictions within.
+    reward_range: tuple[float, float] = (0.0, 0.0)
+    reward_values: list[float] | None = None
 
     def format(self) -> str:
         rows = [
@@ -671,6 +675,9 @@ class DatasetInfo:
             rows.append(("terminated", f"{self.terminated} of {self.episodes} episodes (others truncated)"))
             mean, std, low, high = self.returns
             rows.append(("return", f"mean {mean:.3f}, std {std:.3f}, min {low:.3f}, max {high:.3f}"))
+            values = (f" (values {', '.join(f'{v:g}' for v in self.reward_values)})"
+                      if self.reward_values is not None else "")
+            rows.append(("step reward", f"min {self.reward_range[0]:g}, max {self.reward_range[1]:g}{values}"))
         rows.append(("disk size", _human_bytes(self.disk_bytes) + (f" ({self.disk_bytes / max(self.frames, 1) / 1024:.1f} KiB/frame)" if self.frames else "")))
         total = max(sum(self.action_counts), 1)
         rows.append(("actions", ""))
@@ -709,6 +716,8 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
     entries = [manifest.episodes[i] for i in sorted(manifest.episodes)]
     counts = np.zeros(manifest.num_actions, dtype=np.int64)
     unchanged = np.zeros(manifest.num_actions, dtype=np.int64) if effects else None
+    reward_values: set[float] = set()
+    reward_low, reward_high = math.inf, -math.inf
     for entry in entries:
         file = root / entry.file
         if not file.is_file():
@@ -717,6 +726,9 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
         try:
             with np.load(file, allow_pickle=False) as npz:
                 actions = npz["actions"]
+                field = "rewards"
+                rewards = npz["rewards"]
+                field = "actions"
                 if unchanged is not None:
                     field = "frames"
                     frames = npz["frames"]
@@ -727,6 +739,10 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
             raise DatasetError(f"{entry.file}: field {field!r} cannot be read ({type(exc).__name__}: {exc}); run `lssvwm data validate {root}`") from exc
         actions = np.clip(actions, 0, manifest.num_actions - 1)
         counts += np.bincount(actions, minlength=manifest.num_actions)
+        if len(rewards):
+            reward_low, reward_high = min(reward_low, float(rewards.min())), max(reward_high, float(rewards.max()))
+            if len(reward_values) <= 16:
+                reward_values.update(float(v) for v in np.unique(rewards))
         if unchanged is not None:
             same = unchanged_transitions(frames)
             unchanged += np.bincount(actions[:len(same)][same], minlength=manifest.num_actions)
@@ -748,5 +764,7 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
         terminated=sum(e.terminated for e in entries),
         disk_bytes=disk,
         action_unchanged=unchanged.tolist() if unchanged is not None else None,
+        reward_range=(reward_low, reward_high) if reward_values else (0.0, 0.0),
+        reward_values=sorted(reward_values) if len(reward_values) <= 16 else None,
     )
 

@@ -59,9 +59,29 @@ def reset_peak_rss() -> None:
 
 def count_flops(fn) -> int:
     from torch.utils.flop_counter import FlopCounterMode
+    register_cpu_attention_flops()
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
+
+
+def register_cpu_attention_flops() -> None:
+    """PyTorch's FLOP counter knows the fused attention kernels of CUDA but not the CPU one that
+    scaled_dot_product_attention takes with a boolean mask (it would count 0); count it as the dense
+    attention it computes, the same formulas."""
+    import torch
+    from torch.utils import flop_counter as fc
+    aten = torch.ops.aten
+    forward, backward = (aten._scaled_dot_product_flash_attention_for_cpu,
+                         aten._scaled_dot_product_flash_attention_for_cpu_backward)
+    if forward not in fc.flop_registry:
+        fc.register_flop_formula(forward)(
+            lambda query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs:
+            fc.sdpa_flop_count(query_shape, key_shape, value_shape))
+    if backward not in fc.flop_registry:
+        fc.register_flop_formula(backward)(
+            lambda grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs:
+            fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape))
 
 
 def build_model(preset_name: str, variant: str, checkpoint: Path | None):

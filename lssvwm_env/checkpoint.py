@@ -99,7 +99,15 @@ def load_world_model(path: str | Path | None = None, device: str | torch.device 
     if missing or unexpected:
         raise CheckpointError(f"{weights_path}: weights do not match the config in config.json "
                               f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+    apply_training_data(model, data.get("training_data"))
     return model.to(device).eval()
+
+
+def apply_training_data(model: WorldModel, record: dict | None) -> None:
+    """Keep the model's rewards inside the range its training data paid (heads.training_data_record);
+    a checkpoint without the record predicts unclamped rewards."""
+    if record and record.get("reward_range"):
+        model.heads.reward_range.copy_(torch.tensor(record["reward_range"], dtype=model.heads.reward_range.dtype))
 
 
 def write_checkpoint_dir(run_dir: Path, files: dict[str, bytes | dict | dict[str, torch.Tensor]]) -> Path:

@@ -120,6 +120,44 @@ def test_gymnasium_and_sb3_env_checkers_pass(checkpoint, monkeypatch):
     env.close()
 
 
+def test_the_shipped_default_model_as_the_readme_uses_it(monkeypatch):
+    """gym.make with no arguments loads the model that ships with the package: both checkers pass, a
+    short rollout gives finite frames and rewards the real env could pay, and its card has figures."""
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from lssvwm_env.checkpoint import read_config, resolve_checkpoint_dir
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    env = gym.make("lssvwm_env:LSSVWM-Memory-v0", render_mode="rgb_array")
+    check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped, warn=True)
+    low, high = read_config(resolve_checkpoint_dir(None))["training_data"]["reward_range"]
+    env.reset(seed=0)
+    for _ in range(12):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and np.isfinite(reward)
+        assert low <= reward <= high, reward
+    env.close()
+    card = (resolve_checkpoint_dir(None) / "model_card.md").read_text()
+    assert "ae_psnr" in card and "next_frame_psnr" in card and "| dynamics |" in card
+
+
+def test_predicted_rewards_stay_in_the_training_data_range():
+    from lssvwm_env.models.heads import HeadsConfig, RewardTerminationHead, training_data_record
+    head = RewardTerminationHead(8, HeadsConfig(reward_gate=False))
+    with torch.no_grad():
+        head.net[-1].bias.copy_(torch.tensor([-0.7, 0.0]))  # a regression that has drifted below 0
+    features = torch.randn(5, 8)
+    assert (head(features)[0] < 0).any()
+    record = training_data_record(np.array([0.0, 1.0, 0.0]), np.array([False, False, True]))
+    assert record == {"reward_range": [0.0, 1.0], "reward_values": [0.0, 1.0], "termination_rate": 1 / 3,
+                      "transitions": 3}
+    head.reward_range.copy_(torch.tensor(record["reward_range"]))
+    reward = head(features)[0]
+    assert (reward >= 0).all() and (reward <= 1).all()
+
+
 def test_reset_starts_from_the_real_context(checkpoint):
     with np.load(checkpoint / CONTEXT_FILE) as data:
         context_frames = data["frames"]

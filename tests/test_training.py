@@ -60,6 +60,11 @@ def test_train_end_to_end(finished_run):
     assert list((finished_run / "tensorboard").iterdir())
     card = (finished_run / "model_card.md").read_text()
     assert "rollout_psnr" in card and "tiny" in card
+    # The training data's reward range, recorded and applied to the loaded model (MiniGrid pays in [0, 1)).
+    record = json.loads((finished_run / "checkpoint" / "config.json").read_text())["training_data"]
+    assert 0.0 == record["reward_range"][0] <= record["reward_range"][1] < 1.0 and record["transitions"] > 0
+    assert model.heads.reward_range.tolist() == pytest.approx(record["reward_range"])
+    assert "imagined rewards are kept in that range" in card
 
 
 def test_training_trains(dataset, finished_run):

@@ -16,12 +16,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
-from lssvwm_env.checkpoint import (FORMAT, CheckpointError, load_world_model, resolve_checkpoint_dir,
-                                   write_checkpoint_dir)
+from lssvwm_env.checkpoint import (FORMAT, CheckpointError, apply_training_data, load_world_model,
+                                   resolve_checkpoint_dir, write_checkpoint_dir)
 from lssvwm_env.config_io import ConfigError, diff_configs, set_by_path
+from lssvwm_env.models.heads import training_data_record
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import PRESETS, preset
 from lssvwm_env.training.config import TrainConfig
@@ -29,8 +31,8 @@ from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cac
                                       step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
-from lssvwm_env.training.losses import dynamics_loss
 from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics, write_sample_video
+from lssvwm_env.training.losses import dynamics_loss
 
 
 class TrainingStopped(RuntimeError):
@@ -76,6 +78,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.dynamics_params.values(), lr=dyn.lr,
                                            weight_decay=dyn.weight_decay, betas=(0.9, 0.99))
         self.ema = EMA(self.dynamics_params, dyn.ema_decay)
+        self.training_data: dict | None = None  # heads.training_data_record of the train split
         self.carried = None  # the detached recurrent state carried from window to window
         self.lanes: WindowLanes | None = None
         self.started = time.time()
@@ -94,7 +97,10 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def config_record(self) -> dict:
-        return {"format": FORMAT, "version": 1, **self.config.to_dict()}
+        record = {"format": FORMAT, "version": 1, **self.config.to_dict()}
+        if self.training_data is not None:
+            record["training_data"] = self.training_data
+        return record
 
     def inference_weights(self) -> dict[str, torch.Tensor]:
         weights = {k: v for k, v in self.model.state_dict().items()}
@@ -138,7 +144,8 @@ class Trainer:
         except CheckpointError as err:
             raise CheckpointError(f"--resume: {err}") from err
         saved = json.loads((checkpoint_dir / "config.json").read_text())
-        saved.pop("format", None), saved.pop("version", None)
+        for key in ("format", "version", "training_data"):  # not settings: what the data held
+            saved.pop(key, None)
         current = json.loads(json.dumps(self.config.to_dict()))  # tuples -> lists, as saved
         differences = [d for d in diff_configs(saved, current) if not d.startswith("threads")]
         if differences and not self.allow_changes:
@@ -182,6 +189,13 @@ class Trainer:
             f"- curriculum: " + ", ".join(f"{s.window} frames x {s.iterations} steps (batch {s.batch_size})"
                                          for s in c.dynamics_training.curriculum),
             f"- processes: {self.dist.world_size}; wall time: {p.wall_time_s / 60:.1f} min",
+            *([f"- training data: rewards in [{self.training_data['reward_range'][0]:g}, "
+               f"{self.training_data['reward_range'][1]:g}]"
+               + (f" (values {', '.join(f'{v:g}' for v in self.training_data['reward_values'])})"
+                  if self.training_data["reward_values"] is not None else "")
+               + f", {self.training_data['termination_rate']:.4f} of {self.training_data['transitions']:,} "
+               "transitions end an episode; imagined rewards are kept in that range"]
+              if self.training_data else []),
             "", "## Held-out metrics", "",
         ]
         if p.metrics:
@@ -391,6 +405,7 @@ class Trainer:
     def ema_copy(self) -> WorldModel:
         model = WorldModel(self.config.model).to(self.device)
         model.load_state_dict(self.inference_weights())
+        apply_training_data(model, self.training_data)
         return model.eval()
 
     def check_finite(self, loss: torch.Tensor, stage: str, step: int) -> None:
@@ -424,6 +439,9 @@ class Trainer:
         train_episodes = load_split(self.data_dir, "train")
         eval_episodes = load_split(self.data_dir, "eval")
         self.eval_lengths = self.fit_evaluation(eval_episodes)
+        self.training_data = training_data_record(np.concatenate([ep["rewards"] for ep in train_episodes]),
+                                                  np.concatenate([ep["terminated"] for ep in train_episodes]))
+        apply_training_data(self.model, self.training_data)
         if not (self.run_dir / "checkpoint").exists():
             self.save()  # step 0: a run always has a checkpoint to resume from
         if self.progress.stage == "autoencoder" and self.donor is not None:
