@@ -1,6 +1,7 @@
 """The single imagined env: registration, Gymnasium and SB3 conformance, seeding, snapshots, errors,
 and a long rollout at constant memory. Tiny real models saved as real checkpoints."""
 
+import gc
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import torch
 
 import lssvwm_env  # noqa: F401  (registers the ids)
 from lssvwm_env import presets
+from lssvwm_env.bench import reset_peak_rss, rss_mb
 from lssvwm_env.checkpoint import CheckpointError, save_world_model
 from lssvwm_env.envs.context import CONTEXT_FILE, ContextError
 from lssvwm_env.envs.world_model_env import LSSVWMEnv, ResetNeeded
@@ -279,11 +281,19 @@ def test_long_rollout_has_constant_state_and_no_nan(endless_checkpoint):
     shapes = [t.shape for t in env.core.state.tensors()]
     rng = np.random.default_rng(0)
     rewards = []
-    for _ in range(300):
+    for step in range(300):
         obs, reward, terminated, truncated, _ = env.step(int(rng.integers(6)))
         rewards.append(reward)
         assert not (terminated or truncated)
         assert env.core.state.nbytes() == state_bytes
+        if step in (49, 299):  # what can grow, unlike the preallocated cache: the process's memory
+            gc.collect()
+            reset_peak_rss()  # returns freed heap to the OS, so RSS counts what is still held
+            rss = rss_mb()[0]
+            if step == 49:
+                rss_after_warmup = rss
+    # 250 steps that each kept their state (172 KB) or frame would hold 40+ MB more.
+    assert rss - rss_after_warmup < 8, (rss_after_warmup, rss)
     assert [t.shape for t in env.core.state.tensors()] == shapes
     assert all(torch.isfinite(t).all() for t in env.core.state.tensors() if t.is_floating_point())
     assert np.isfinite(rewards).all()
