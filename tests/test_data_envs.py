@@ -167,3 +167,32 @@ def test_resize_frame():
     assert down.shape == FRAME_SHAPE and down[:, :30].max() == 0 and down[:, 34:].min() == 200
     with pytest.raises(EnvError, match="uint8"):
         resize_frame(small.astype(np.float32))
+
+
+def test_memory_maze_target_touch_test_matches_dm_controls():
+    """The vectorised target-touch test (envs._target_touched) decides as dm_control's loop does, with a
+    contact on the target and without, with and without the specific geoms it may require."""
+    from data_collection.envs import DM_CONTROL_TARGET_TOUCHED, _target_touched
+    env = make_env("memory-maze-9x9")
+    env.reset(seed=3)
+    for _ in range(20):
+        env.step(MEMORY_MAZE_NAVIGATION.forward)
+    physics, target = env._dm_env.physics, env._dm_env.task._targets[0]
+    assert len(physics.data.contact) >= 1 and DM_CONTROL_TARGET_TOUCHED
+    in_contact = int(physics.data.contact.geom1[0])
+    original_geom = target._geom_id
+    try:
+        for geom, specific in [(in_contact, None), (original_geom, None), (in_contact, {in_contact}),
+                               (in_contact, {original_geom}), (in_contact, {int(physics.data.contact.geom2[0])})]:
+            decisions = []
+            for update in (DM_CONTROL_TARGET_TOUCHED[0], _target_touched):
+                target._geom_id, target._specific_collision_geom_ids, target._activated = geom, specific, False
+                physics.bind(target._material).rgba[-1] = 1
+                update(target, physics)
+                decisions.append((target._activated, float(physics.bind(target._material).rgba[-1])))
+            assert decisions[0] == decisions[1], (geom, specific, decisions)
+        assert decisions[0] == (True, 0.0)  # the last case touches: both tests can say yes
+    finally:
+        target._geom_id, target._specific_collision_geom_ids, target._activated = original_geom, None, False
+        physics.bind(target._material).rgba[-1] = 1
+    env.close()
