@@ -27,9 +27,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x $VENV/bin/python ] || python3 -m venv $VENV
-# The CPU wheel first: a bare 'torch' requirement would pull a multi-GB CUDA build.
+# PyTorch before the package, the CPU build: from PyPI, Linux's torch wheel is the multi-GB CUDA
+# build. In order: a local wheel directory (pip's find-links, as on this project's machines), PyTorch's
+# CPU wheel index, and last the plain requirement (which may be the CUDA build: said so).
+TORCH=torch==2.13.0
+PIP="$VENV/bin/pip install -q --disable-pip-version-check"
 if ! $VENV/bin/python -c "import torch" >/dev/null 2>&1; then
-  $VENV/bin/pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
+  if $PIP --no-deps --no-index "$TORCH" >/dev/null 2>&1; then
+    $PIP "$TORCH" 2>&1 | grep -v "is ignored" || true  # its dependencies, from the index
+    torch_source="the local wheel directory (pip find-links)"
+  elif $PIP --timeout 15 --retries 1 --index-url https://download.pytorch.org/whl/cpu "$TORCH" >/dev/null 2>&1; then
+    torch_source="PyTorch's CPU wheel index"
+  else
+    $PIP "$TORCH" 2>&1 | grep -v "is ignored" || true
+    torch_source="the default index: no CPU-only wheel was reachable, this may be the CUDA build"
+  fi
+  echo "setup: $TORCH from $torch_source"
 fi
 $VENV/bin/pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored" || true
 $VENV/bin/python -c "import torch, lssvwm_env, data_collection, agents" \

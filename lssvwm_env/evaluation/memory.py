@@ -9,9 +9,11 @@ the real actions alone (`imagine`) and compare them with the frames the real env
   uses 576 + 224 frames.
 
 Every generated frame gets PSNR and SSIM (metrics.py), the autoencoder's reconstruction of the same
-real frame gets them too (decode(encode(truth)): the ceiling no generated frame can pass), and the
-pose tells whether the context showed the view (revisits.py). Results go to OUT/metrics.json, with
-PNG plots (plots.py) and ground truth | generated | error videos.
+real frame gets them too (decode(encode(truth)): the ceiling of generated frames on average; one
+frame can pass it by chance, by hundredths of a dB, as 22 of 128 in docs/agents/minigrid-model did),
+so do the yardsticks (yardsticks.py), and the pose tells whether the context showed the view
+(revisits.py). Results go to OUT/metrics.json, with PNG plots (plots.py) and ground truth |
+generated | error videos.
 """
 
 from __future__ import annotations

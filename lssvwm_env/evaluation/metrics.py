@@ -1,6 +1,6 @@
 """Per-frame image metrics on uint8 RGB frames. SSIM follows scikit-image's `structural_similarity`
 defaults (7x7 uniform window, sample covariance, data range 255, mean over channels and the valid
-interior), so our figures can be checked against it (tests/test_metrics.py)."""
+interior), so our figures can be checked against it (tests/test_eval_metrics.py)."""
 
 from __future__ import annotations
 
