@@ -84,19 +84,38 @@ def register_cpu_attention_flops() -> None:
             fc.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape))
 
 
-def build_model(preset_name: str, variant: str, checkpoint: Path | None):
+def build_model(preset_name: str, variant: str, checkpoint: Path | None, device: str = "cpu"):
     import torch
-    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.checkpoint import check_device, load_world_model
     from lssvwm_env.models import WorldModel
     from lssvwm_env.presets import preset
+    device = check_device(device)
     if checkpoint is not None:
         model = load_world_model(checkpoint)
         config = replace(model.config, variant=variant)
         fresh = WorldModel(config)
         fresh.load_state_dict(model.state_dict(), strict=False)  # variants share what they can
-        return fresh.eval()
+        return fresh.to(device).eval()
     torch.manual_seed(0)
-    return WorldModel(replace(preset(preset_name).model, variant=variant)).eval()
+    return WorldModel(replace(preset(preset_name).model, variant=variant)).to(device).eval()
+
+
+def memory_mb(device) -> tuple[float, float]:
+    """(current, peak since the last reset) memory in MB: the process's RSS on CPU, PyTorch's
+    allocations on a GPU."""
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20, torch.cuda.max_memory_allocated(device) / 2**20
+    return rss_mb()
+
+
+def reset_peak_memory(device) -> None:
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_peak_rss()
 
 
 def fill_history(model, state, frames: int):
@@ -110,9 +129,9 @@ def fill_history(model, state, frames: int):
             grown_values.append(values)
             continue
         shape = (keys.size(0), frames, *keys.shape[2:])
-        grown_keys.append(torch.randn(shape, dtype=keys.dtype))
-        grown_values.append(torch.randn(shape, dtype=values.dtype))
-    index = torch.arange(frames).unsqueeze(0).expand(state.batch_size, -1).contiguous()
+        grown_keys.append(torch.randn(shape, dtype=keys.dtype, device=keys.device))
+        grown_values.append(torch.randn(shape, dtype=values.dtype, device=values.device))
+    index = torch.arange(frames, device=state.key_index.device).unsqueeze(0).expand(state.batch_size, -1).contiguous()
     return replace(state, keys=grown_keys, values=grown_values, key_index=index,
                    frame_count=torch.full_like(state.frame_count, frames))
 
@@ -120,10 +139,11 @@ def fill_history(model, state, frames: int):
 def horizon(model, frame_points: list[int], repeats: int, real_history_limit: int, block: int,
             sampling_steps: int | None, progress) -> dict:
     import torch
+    device = model.device
     state = model.initial_state(1)
     grows = model.config.variant == "causal_attn"
-    generator = torch.Generator().manual_seed(0)
-    action = torch.ones(1, dtype=torch.long)
+    generator = torch.Generator(device=device).manual_seed(0)
+    action = torch.ones(1, dtype=torch.long, device=device)
     latency, peak, state_mb, history = {}, {}, {}, {}
     frame = 0
     last_latent = None
@@ -137,20 +157,22 @@ def horizon(model, frame_points: list[int], repeats: int, real_history_limit: in
                 if last_latent is None:
                     last_latent, _ = model.generate_latent(state, action, generator, sampling_steps)
                 latents = last_latent.expand(1, n, *last_latent.shape[2:]).contiguous()
-                latents = latents + 0.1 * torch.randn(latents.shape, generator=generator)
+                latents = latents + 0.1 * torch.randn(latents.shape, generator=generator, device=device)
                 with torch.no_grad():
                     _, _, state = model.step_latents(state, latents, action.view(1, 1).expand(1, n))
                 frame += n
                 progress.update(n)
             history[point] = "real"
         times = []
-        reset_peak_rss()
+        reset_peak_memory(device)
         for _ in range(repeats):  # measure at frame `point` without advancing: branch from a clone
             start = time.perf_counter()
             model.imagine(state.clone(), action, generator, sampling_steps)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
         latency[point] = 1000 * sorted(times)[len(times) // 2]
-        peak[point] = rss_mb()[1]
+        peak[point] = memory_mb(device)[1]
         state_mb[point] = state.nbytes() / 2**20
     return {"latency_ms": {str(k): v for k, v in latency.items()},
             "peak_mem_mb": {str(k): v for k, v in peak.items()},
@@ -166,11 +188,11 @@ def run_horizon(args: argparse.Namespace) -> int:
     points = [int(p) for p in args.frames.split(",")]
     results = {}
     for variant in args.variants.split(","):
-        model = build_model(args.preset, variant, args.checkpoint)
+        model = build_model(args.preset, variant, args.checkpoint, args.device)
         with tqdm(total=max(points), desc=f"horizon {variant}", disable=args.json, leave=False) as bar:
             results[variant] = horizon(model, points, args.repeats, args.real_history_limit, args.block,
                                        args.sampling_steps, bar)
-        action = torch.ones(1, dtype=torch.long)
+        action = torch.ones(1, dtype=torch.long, device=model.device)
         flops = count_flops(lambda: model.imagine(model.initial_state(1), action))
         first = results[variant]["latency_ms"][str(min(points))]
         results[variant]["flops_per_frame"] = flops
@@ -184,7 +206,8 @@ def run_horizon(args: argparse.Namespace) -> int:
         return 0
     print(f"imagined rollout, preset {args.preset}, {torch.get_num_threads()} threads; latency = one imagine() "
           f"({'model default' if args.sampling_steps is None else args.sampling_steps} sampling steps + commit + decode)")
-    print(f"{'variant':12} {'frame':>7} {'latency ms':>11} {'peak RSS MB':>12} {'state MB':>9}  history")
+    memory = "peak RSS MB" if args.device == "cpu" else "peak GPU MB"
+    print(f"{'variant':12} {'frame':>7} {'latency ms':>11} {memory:>12} {'state MB':>9}  history")
     for variant, r in results.items():
         for point in points:
             k = str(point)
@@ -266,6 +289,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="growing-state variants: beyond this many frames the history is synthetic")
     h.add_argument("--sampling-steps", type=int, default=None)
     h.add_argument("--threads", type=int, default=0)
+    h.add_argument("--device", default="cpu", help="cpu or cuda (peak memory: RSS on cpu, allocated on cuda)")
     h.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     h.set_defaults(_bench=run_horizon)
     t = sub.add_parser("train", help="training throughput and fraction of the matmul peak")
@@ -287,7 +311,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return args._bench(args)
+    from lssvwm_env.checkpoint import CheckpointError
+    try:
+        return args._bench(args)
+    except (CheckpointError, ValueError) as err:  # ConfigError is a ValueError
+        print(f"lssvwm bench: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

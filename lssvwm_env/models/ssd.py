@@ -6,10 +6,14 @@ The selective SSM with a scalar decay per head (Mamba-2, Dao & Gu 2024, §3) is 
     y_t     = state_t · C_t
 
 `ssd_chunked` computes it for training and for priming on long context: parallel (matmuls) inside
-chunks of `chunk_size` steps, recurrent across chunks. `ssd_step` is the single-step update used at
-inference. Both take an initial state and return the final state, so state carries across windows.
-When CUDA and `mamba-ssm` are present, `ssd_scan` uses its fused kernel instead; the two are tested
-against a naive step-by-step recurrence.
+chunks of `chunk_size` steps, recurrent across chunks. `ssd_step` is the single-step update, for a
+sequence of one token (at inference, a frame of a 1x1 block); a frame's tokens of a larger block go
+through `ssd_chunked` as one chunk. Both take an initial state and return the final state, so state
+carries across windows.
+When CUDA and `mamba-ssm` are present, `ssd_scan` uses its fused kernel instead. The reference is
+tested against a naive step-by-step recurrence everywhere (tests/test_ssd.py); the kernel against the
+reference only where a GPU and the package are (tests/test_ssd_cuda.py), which no machine of this
+project has had yet.
 
 Shapes (single B/C group, as in the paper's model):
     x:  (batch, length, heads, head_dim)     dt: (batch, length, heads), positive
