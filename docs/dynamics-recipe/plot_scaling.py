@@ -59,13 +59,13 @@ def main() -> None:
         weights = load_file(str(run / "checkpoint" / "model.safetensors"))
         params = sum(t.numel() for name, t in weights.items() if name.startswith("backbone."))
         table[label] = {"run": str(run), "gflop_per_step": per_step, "backbone_parameters": params,
-                        "points": [{"step": m["step"], "train_pflop": m["step"] * per_step / 1e6,
+                        "points": [{"step": m["step"], "train_tflop": m["step"] * per_step / 1e3,
                                     **{k: m.get(k) for k in ("one_step_psnr", "one_step_psnr_last_frame", "rollout_psnr",
                                                              "rollout_psnr_last_frame", "rollout_psnr_context_mean")}}
                                    for m in points]}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for label, row in table.items():
-        x = [p["train_pflop"] for p in row["points"]]
+        x = [p["train_tflop"] for p in row["points"]]
         axes[0].plot(x, [p["one_step_psnr"] for p in row["points"]], "o-", label=f"{label} ({row['backbone_parameters'] / 1e6:.1f}M)")
         axes[1].plot(x, [p["rollout_psnr"] for p in row["points"]], "o-", label=label)
     any_row = next(iter(table.values()))["points"][-1]
@@ -76,7 +76,7 @@ def main() -> None:
     axes[1].set_title("100-frame rollout after 32 real frames (held out)")
     for ax in axes:
         ax.set_xscale("log")
-        ax.set_xlabel("training compute (PFLOP)")
+        ax.set_xlabel("training compute (TFLOP)")
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
