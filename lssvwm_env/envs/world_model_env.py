@@ -10,7 +10,7 @@ public envs are views of it:
 reset primes the model on real frames (context.py), so every imagined episode starts from real
 observations; step = sample the next frame, predict reward and termination, commit the frame to
 the state. The state has a constant size (per layer an SSM state per block and a k-frame KV cache),
-so the memory a step needs does not grow with the episode (measured to 100,000 steps: README,
+so the memory a step needs does not grow with the episode (measured over 30,000 steps: README,
 Measured) and `get_state` is a cheap copy.
 """
 
