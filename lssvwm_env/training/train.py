@@ -24,7 +24,7 @@ from lssvwm_env.checkpoint import (FORMAT, CheckpointError, apply_training_data,
                                    resolve_checkpoint_dir, write_checkpoint_dir)
 from lssvwm_env.config_io import ConfigError, diff_configs, set_by_path
 from lssvwm_env.models.heads import training_data_record
-from lssvwm_env.models.world_model import WorldModel
+from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
 from lssvwm_env.presets import PRESETS, preset
 from lssvwm_env.training.config import TrainConfig
 from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cache, load_split, sample_frames,
@@ -146,6 +146,8 @@ class Trainer:
         saved = json.loads((checkpoint_dir / "config.json").read_text())
         for key in ("format", "version", "training_data"):  # not settings: what the data held
             saved.pop(key, None)
+        if "model" in saved:  # a run saved before a model field existed gets the value it trained with
+            saved["model"] = json.loads(json.dumps(WorldModelConfig.from_dict(saved["model"]).to_dict()))
         current = json.loads(json.dumps(self.config.to_dict()))  # tuples -> lists, as saved
         differences = [d for d in diff_configs(saved, current) if not d.startswith("threads")]
         if differences and not self.allow_changes:
