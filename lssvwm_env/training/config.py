@@ -31,7 +31,7 @@ class DynamicsTrainingConfig:
     curriculum: list[CurriculumStage] = field(default_factory=lambda: [
         CurriculumStage(window=32, iterations=1000, batch_size=8)])
     # "diffusion_forcing" (the paper's) or "clean_context" (each frame denoised from its clean past, as
-    # imagination does; twice the compute per window): losses.py.
+    # imagination does; twice the FLOPs per window, and less learnt per FLOP): losses.py.
     objective: str = "diffusion_forcing"
     lr: float = 3e-4
     weight_decay: float = 0.01
