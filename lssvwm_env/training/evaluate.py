@@ -58,7 +58,7 @@ def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episode
         "ae_ceiling_psnr": psnr(recon, truth).mean().item(),
     }
     video = torch.cat([truth[0], generated[0]], dim=2).numpy()
-    if one_step_frames > 1:
+    if one_step_frames > 1 and any(len(ep["frames"]) > 1 for ep in eval_episodes[:n_episodes]):
         metrics.update(one_step_metrics(model, eval_episodes[:n_episodes], one_step_frames, generator))
     return metrics, video
 
@@ -69,7 +69,7 @@ def one_step_metrics(model, episodes, frames: int, generator: torch.Generator) -
     before it (WorldModel.predict_each_next: a few parallel passes), beside the previous real frame
     repeated: hundreds of next frames per evaluation instead of one per episode."""
     truths, predictions = [], []
-    for ep in episodes:
+    for ep in (ep for ep in episodes if len(ep["frames"]) > 1):  # a one-frame episode has no next frame
         n = min(frames, len(ep["frames"]))
         real = torch.from_numpy(ep["frames"][:n]).unsqueeze(0)
         actions = torch.from_numpy(input_actions(ep["actions"])[:n]).unsqueeze(0).to(model.device)
