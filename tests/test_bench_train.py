@@ -38,7 +38,8 @@ def test_bench_train_counts_the_fused_attention_and_the_objective(capsys):
     assert with_attention["gflop_per_step"] - without["gflop_per_step"] > 2 * 2 * window * tokens * 2 * tokens * d_model / 1e9
     clean = bench(capsys, "--set", "dynamics_training.objective=clean_context")
     assert clean["objective"] == "clean_context"
-    assert 1.6 < clean["gflop_per_step"] / with_attention["gflop_per_step"] < 3.0
+    ratio = clean["gflop_per_step"] / with_attention["gflop_per_step"]
+    assert ratio > 1.6 and ratio < 3.0
 
 
 def test_bench_horizon_state_is_constant_for_ours_and_grows_for_causal_attention(capsys):

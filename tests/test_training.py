@@ -183,7 +183,8 @@ def test_short_held_out_episodes_shorten_the_evaluation_up_front(dataset, tmp_pa
     """A held-out evaluation longer than any held-out episode is shortened, and said so, at the start:
     it used to end the run at its first evaluation."""
     result = train(dataset, tmp_path / "short", "--set", "dynamics_training.eval_rollout=100")
-    assert "note: no held-out episode has 104 frames (eval_context 4 + eval_rollout 100)" in result.stdout + result.stderr
+    assert "note: eval_context + eval_rollout: no episode has 104 frames (context 4 + generate 100)" in (
+        result.stdout + result.stderr)
     state = json.loads((tmp_path / "short" / "checkpoint" / "training_state.json").read_text())
     assert state["progress"]["stage"] == "done"
 

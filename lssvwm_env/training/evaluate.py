@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from lssvwm_env.evaluation.metrics import psnr, ssim
+from lssvwm_env.evaluation.yardsticks import yardstick_frames
 from lssvwm_env.training.data import input_actions, sample_frames
 
 
@@ -45,12 +46,11 @@ def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episode
     truth = frames[:, context:]
     recon = model.decode(model.encode(truth)).cpu()
     # Yardsticks on the same frames: a model below them has not learnt the world yet.
-    last = frames[:, context - 1:context].expand_as(truth)
-    mean = frames[:, :context].float().mean(1, keepdim=True).round().to(torch.uint8).expand_as(truth)
+    yardsticks = yardstick_frames(frames, context, poses=None)
     metrics = {
-        "next_frame_psnr_last_frame": psnr(last[:, 0], frames[:, context]).mean().item(),
-        "rollout_psnr_last_frame": psnr(last, truth).mean().item(),
-        "rollout_psnr_context_mean": psnr(mean, truth).mean().item(),
+        "next_frame_psnr_last_frame": psnr(yardsticks["last_frame"][:, 0], frames[:, context]).mean().item(),
+        "rollout_psnr_last_frame": psnr(yardsticks["last_frame"], truth).mean().item(),
+        "rollout_psnr_context_mean": psnr(yardsticks["context_mean"], truth).mean().item(),
         "next_frame_psnr": psnr(next_frame, frames[:, context]).mean().item(),
         "rollout_psnr": psnr(generated, truth).mean().item(),
         "rollout_ssim": ssim(generated, truth).mean().item(),

@@ -231,12 +231,12 @@ class Trainer:
         """The model whose autoencoder `--init-autoencoder` takes, checked against this run's config."""
         from dataclasses import asdict
         donor = load_world_model(source)
-        theirs, ours = asdict(donor.config.autoencoder), asdict(self.config.model.autoencoder)
-        if json.loads(json.dumps(theirs)) != json.loads(json.dumps(ours)):
+        theirs, ours = (json.loads(json.dumps(asdict(c))) for c in (donor.config.autoencoder, self.config.model.autoencoder))
+        differences = diff_configs(theirs, ours, prefix="model.autoencoder.")
+        if differences:
             raise CheckpointError(f"--init-autoencoder {source}: its autoencoder config differs from this run's in "
-                                  + "; ".join(diff_configs(json.loads(json.dumps(theirs)), json.loads(json.dumps(ours)),
-                                                           prefix="model.autoencoder."))
-                                  + " (train with the same preset, or --set model.autoencoder... to match)")
+                                  + "; ".join(differences) + " (train with the same preset, or --set model.autoencoder... "
+                                  "to match)")
         return donor
 
     def adopt_autoencoder(self, eval_episodes) -> None:
@@ -423,19 +423,18 @@ class Trainer:
     # ---- the whole run -------------------------------------------------------------------------
     def fit_evaluation(self, eval_episodes) -> tuple[int, int]:
         """(context, rollout) frames of the held-out evaluation, shortened in proportion when no held-out
-        episode is long enough, and said so now rather than failing at the first evaluation."""
+        episode is long enough (as `lssvwm eval memory` plans it), and said so now rather than failing
+        at the first evaluation."""
+        from lssvwm_env.evaluation.memory import plan_episodes
         cfg = self.config.dynamics_training
-        need, longest = cfg.eval_context + cfg.eval_rollout, max(len(ep["frames"]) for ep in eval_episodes)
-        if longest >= need:
-            return cfg.eval_context, cfg.eval_rollout
-        if longest < 2:
-            raise ValueError(f"{self.data_dir}: the held-out episodes have {longest} frame(s); the evaluation needs at "
-                             "least 2 (collect longer episodes)")
-        context = min(longest - 1, max(1, round(cfg.eval_context * longest / need)))
-        if self.dist.is_main:
-            tqdm.write(f"note: no held-out episode has {need} frames (eval_context {cfg.eval_context} + eval_rollout "
-                       f"{cfg.eval_rollout}); the longest has {longest}: evaluating {context} + {longest - context}")
-        return context, longest - context
+        lengths = {i: len(ep["frames"]) for i, ep in enumerate(eval_episodes)}
+        try:
+            plan = plan_episodes(lengths, cfg.eval_context, cfg.eval_rollout, len(lengths))
+        except ValueError as err:
+            raise ValueError(f"{self.data_dir}: held-out evaluation: {err}") from err
+        if plan.note and self.dist.is_main:
+            tqdm.write(f"note: eval_context + eval_rollout: {plan.note}")
+        return plan.context, plan.generate
 
     def run(self) -> None:
         train_episodes = load_split(self.data_dir, "train")
