@@ -219,21 +219,15 @@ def run_horizon(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Training steps of the dynamics on random latents (the data path is not what is measured), through
-    the trainer's own loss (training/losses.py) and optimizer step."""
+def dynamics_training_step(config, batch: int, window: int, seed: int = 0):
+    """One optimizer step of the dynamics on random latents of (batch, window) frames, through the
+    trainer's own loss (training/losses.py): what `bench train` times and the ablations' equal-compute
+    budgets count (the data path is not part of it). Returns the step as a callable."""
     import torch
     from lssvwm_env.models import WorldModel
     from lssvwm_env.training.losses import dynamics_loss
-    from lssvwm_env.training.train import build_config, resolve_precision
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = build_config(args.preset, args.set)
-    resolve_precision(config, args.precision, torch.device("cpu"))
     dyn = config.dynamics_training
-    stage = dyn.curriculum[0]
-    batch, window = args.batch or stage.batch_size, args.window or stage.window
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = WorldModel(config.model)
     params = list(model.backbone.parameters()) + list(model.heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=1e-4)
@@ -253,6 +247,22 @@ def run_train(args: argparse.Namespace) -> int:
         losses.total.backward()
         optimizer.step()
 
+    return step
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Training steps of the dynamics on random latents (`dynamics_training_step`)."""
+    import torch
+    from lssvwm_env.training.train import build_config, resolve_precision
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = build_config(args.preset, args.set)
+    resolve_precision(config, args.precision, torch.device("cpu"))
+    dyn = config.dynamics_training
+    stage = dyn.curriculum[0]
+    batch, window = args.batch or stage.batch_size, args.window or stage.window
+    grid = config.model.autoencoder.grid
+    step = dynamics_training_step(config, batch, window)
     step()
     flops = count_flops(step)
     start = time.perf_counter()

@@ -1,22 +1,32 @@
-"""The paper's ablations on our data (Po et al. 2025, §5.3; DESIGN.md "Ablations on the same data
-and compute"): each variant is trained by `lssvwm train` on the same dataset with the same preset,
-seed and number of steps, then run through the same memory benchmark (memory.py).
+"""The paper's ablations on our data (Po et al. 2025, §5.3): each variant is trained by `lssvwm train`
+on the same dataset with the same preset, the same training FLOPs and each seed, then run through the
+same memory benchmark (memory.py).
 
-    OUT/runs/VARIANT/     training run (checkpoint, model card, TensorBoard)
-    OUT/eval/VARIANT/     its memory benchmark (metrics.json, plots, videos)
-    OUT/ablations.json    every variant's settings and figures
-    OUT/ablations.md      the table; OUT/ablations.png the bars
+    OUT/runs/VARIANT/seedS/   training run (checkpoint, model card, metrics.csv)
+    OUT/eval/VARIANT/seedS/   its memory benchmark (metrics.json, plots, videos)
+    OUT/eval/VARIANT/cost.json  latency and state size per imagined frame at frame 1,000
+    OUT/ablations.json        every variant's settings and figures, per seed and their mean
+    OUT/results.json          the memory figures by revisit gap, mean and spread over seeds
+    OUT/ablations.md          the tables; OUT/ablations.png, OUT/psnr_vs_gap.png the figures
 
-Re-running the same command resumes: finished runs are kept, unfinished ones continue.
+Equal compute: `ours` trains for the preset's curriculum (or `--iterations` steps spread over it);
+every other variant trains the same curriculum with its steps scaled so that its training FLOPs
+(counted on one step per stage, `bench.dynamics_training_step`) equal ours'. The windowed causal
+baseline gets the window whose FLOPs per imagined frame equal ours' (`equal_cost_causal_window`).
+
+Re-running the same command resumes: finished runs and evaluations are kept, unfinished ones continue.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from lssvwm_env.models.backbone import VARIANTS
 
@@ -29,13 +39,21 @@ class Ablation:
 
 ABLATIONS: dict[str, Ablation] = {
     "ours": Ablation("ours (block-wise SSM + local attention)", ()),
-    "causal_attn": Ablation("causal attention, window-limited (no SSM)", ("model.variant=causal_attn",)),
-    "local_attn": Ablation("local attention only", ("model.variant=local_attn",)),
-    "ssm": Ablation("SSM without block-wise scan", ("model.variant=ssm",)),
-    "block1": Ablation("block-wise SSM, 1x1 blocks", ("model.variant=block1",)),
+    "local_attn": Ablation("local attention only (no SSM)", ("model.variant=local_attn",)),
+    "ssm_only": Ablation("SSM only (Mamba2 over whole frames, no attention)", ("model.variant=ssm_only",)),
+    "ssm": Ablation("SSM over whole frames + local attention", ("model.variant=ssm",)),
+    "block1": Ablation("block-wise SSM, 1x1 blocks + local attention", ("model.variant=block1",)),
+    "causal_full": Ablation("causal attention over the whole history (no SSM)", ("model.variant=causal_attn",)),
+    "causal_window": Ablation("causal attention, window at ours' inference cost (no SSM)",
+                              ("model.variant=causal_attn",)),
     "no_long_context": Ablation("ours without long-context training", ("model.diffusion.long_context_prob=0",)),
 }
-assert set(VARIANTS) <= set(ABLATIONS), "every backbone variant needs an ablation entry"
+# The issue's and the paper's comparison; `ssm` and `no_long_context` run when named.
+DEFAULT_VARIANTS = ("ours", "local_attn", "ssm_only", "block1", "causal_full", "causal_window")
+assert set(VARIANTS) <= {o.split("=")[1] for a in ABLATIONS.values() for o in a.overrides if o.startswith("model.variant=")} | {"ours"}, \
+    "every backbone variant needs an ablation entry"
+
+COST_FRAME = 1000  # the frame at which latency and state size are measured
 
 
 def scale_curriculum(stages: list[dict], total: int) -> list[dict]:
@@ -51,80 +69,364 @@ def scale_curriculum(stages: list[dict], total: int) -> list[dict]:
     return [{**s, "iterations": n} for s, n in zip(stages, counts) if n > 0]
 
 
-def training_overrides(name: str, preset_name: str, data_dir: Path, iterations: int | None,
-                       causal_window: int | None, extra: list[str]) -> list[str]:
-    """The `--set` list that trains variant `name` on `data_dir` with this budget."""
+def step_gflop(config, stages: list[dict]) -> list[float]:
+    """GFLOP of one dynamics training step of `config` at each stage's (batch, window)."""
+    from lssvwm_env.bench import count_flops, dynamics_training_step
+    return [count_flops(dynamics_training_step(config, s["batch_size"], s["window"])) / 1e9 for s in stages]
+
+
+def equal_cost_causal_window(model_config) -> tuple[int, dict]:
+    """The window (frames) of causal attention whose FLOPs per imagined frame, once the history is
+    longer than the window, equal ours' (constant per frame once its local window is full).
+    Causal attention costs a + b * history per frame (b: attending to one more frame's keys), so
+    the window is (ours - a) / b. Returns the window and the figures it came from."""
+    import torch
+
+    from lssvwm_env.bench import count_flops, fill_history
+    from lssvwm_env.models import WorldModel
+
+    torch.manual_seed(0)
+    action = torch.ones(1, dtype=torch.long)
+    ours = WorldModel(replace(model_config, variant="ours")).eval()
+    state = ours.initial_state(1)
+    with torch.no_grad():
+        frames = max(model_config.backbone.attention.window or 1, 1) + 1
+        latents = torch.randn(1, frames, *model_config.autoencoder.grid, model_config.autoencoder.latent_channels)
+        _, _, state = ours.step_latents(state, latents, action.view(1, 1).expand(1, frames))
+    ours_flops = count_flops(lambda: ours.imagine(state.clone(), action))
+    causal = WorldModel(replace(model_config, variant="causal_attn", causal_window=None)).eval()
+    short, long = 64, 128
+    flops = {h: count_flops(lambda: causal.imagine(fill_history(causal, causal.initial_state(1), h), action))
+             for h in (short, long)}
+    per_frame = (flops[long] - flops[short]) / (long - short)
+    base = flops[short] - short * per_frame
+    window = max(1, round((ours_flops - base) / per_frame))
+    return window, {"ours_gflop_per_frame": ours_flops / 1e9, "causal_gflop_per_frame_base": base / 1e9,
+                    "causal_gflop_per_history_frame": per_frame / 1e9}
+
+
+@dataclass
+class Budget:
+    """What each variant trains: the curriculum, its training FLOPs and the causal window."""
+    stages: dict[str, list[dict]]
+    train_gflop: dict[str, float]
+    causal_window: int | None
+    causal_window_figures: dict
+
+
+def plan_budget(preset_name: str, variants: list[str], iterations: int | None, causal_window: int | None,
+                extra: list[str], log=print) -> Budget:
+    """Equal training FLOPs for every variant: ours' curriculum sets the budget. `extra`: the
+    overrides every variant trains with (the dataset's, the user's)."""
+    from lssvwm_env.training.train import build_config
+
+    base = build_config(preset_name, list(extra))
+    stages = [{"window": s.window, "iterations": s.iterations, "batch_size": s.batch_size}
+              for s in base.dynamics_training.curriculum]
+    if iterations is not None:
+        stages = scale_curriculum(stages, iterations)
+    figures = {}
+    if "causal_window" in variants and causal_window is None:
+        causal_window, figures = equal_cost_causal_window(base.model)
+        log(f"causal_window: {causal_window} frames cost what ours costs per imagined frame "
+            f"({figures['ours_gflop_per_frame']:.4f} GFLOP)")
+    per_step = {}
+    for name in dict.fromkeys(["ours", *variants]):
+        config = build_config(preset_name, variant_overrides(name, causal_window) + list(extra))
+        per_step[name] = step_gflop(config, stages)
+    budget = sum(g * s["iterations"] for g, s in zip(per_step["ours"], stages))
+    planned, spent = {}, {}
+    for name in variants:
+        cost = sum(g * s["iterations"] for g, s in zip(per_step[name], stages))
+        total = max(1, round(sum(s["iterations"] for s in stages) * budget / cost))
+        planned[name] = scale_curriculum(stages, total)
+        by_window = {s["window"]: g for s, g in zip(stages, per_step[name])}
+        spent[name] = sum(by_window[s["window"]] * s["iterations"] for s in planned[name])
+        log(f"{name}: {sum(s['iterations'] for s in planned[name])} dynamics steps, {spent[name]:.0f} GFLOP "
+            f"(ours: {budget:.0f})")
+    return Budget(planned, spent, causal_window, figures)
+
+
+def dataset_overrides(preset_name: str, data_dir: Path) -> list[str]:
+    """The `--set` that fits the preset's model to the dataset's discrete actions."""
     from data_collection.dataset import Dataset
     from lssvwm_env.presets import preset
 
-    config = preset(preset_name)
-    overrides = list(ABLATIONS[name].overrides)
-    stages = [{"window": s.window, "iterations": s.iterations, "batch_size": s.batch_size}
-              for s in config.dynamics_training.curriculum]
-    if iterations is not None:
-        stages = scale_curriculum(stages, iterations)
-        overrides.append(f"dynamics_training.curriculum={json.dumps(stages)}")
-    if name == "causal_attn":
-        # The paper's causal baseline attends over 192 frames, what fit its training memory; ours
-        # gets the longest window it is trained on, for the same reason.
-        overrides.append(f"model.causal_window={causal_window or max(s['window'] for s in stages)}")
+    action = preset(preset_name).model.backbone.action
     num_actions = Dataset.open(data_dir).manifest.num_actions
-    if config.model.backbone.action.kind == "discrete" and config.model.backbone.action.n != num_actions:
-        overrides.append(f"model.backbone.action.n={num_actions}")
-    return overrides + list(extra)
+    return [f"model.backbone.action.n={num_actions}"] if action.kind == "discrete" and action.n != num_actions else []
+
+
+def variant_overrides(name: str, causal_window: int | None) -> list[str]:
+    overrides = list(ABLATIONS[name].overrides)
+    if name == "causal_window":
+        overrides.append(f"model.causal_window={causal_window}")
+    return overrides
+
+
+def training_command(data_dir: Path, run_dir: Path, preset_name: str, overrides: list[str], seed: int,
+                     init_autoencoder: Path | None, threads: int) -> list[str]:
+    command = ["train", "--data", str(data_dir), "--out", str(run_dir), "--preset", preset_name]
+    command += [a for o in [*overrides, f"seed={seed}"] for a in ("--set", o)]
+    if init_autoencoder is not None:
+        command += ["--init-autoencoder", str(init_autoencoder)]
+    if threads:
+        command += ["--threads", str(threads)]
+    if (run_dir / "checkpoint").exists():
+        command.append("--resume")
+    return command
+
+
+def reuse_latent_cache(runs_dir: Path, run_dir: Path) -> None:
+    """Runs that adopt one autoencoder (--init-autoencoder) encode the data to the same latents:
+    give `run_dir` another run's cache instead of encoding again (the trainer still checks its key).
+    The tensors are hard-linked (the trainer replaces, never rewrites, the file), the key copied."""
+    import os
+    import shutil
+
+    for split in ("train",):
+        tensors, key = run_dir / f"latents_{split}.safetensors", run_dir / f"latents_{split}.json"
+        if tensors.exists():
+            continue
+        for other in sorted(runs_dir.glob(f"*/*/latents_{split}.safetensors")):
+            if other.parent != run_dir and other.with_suffix(".json").exists():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(other.with_suffix(".json"), key)
+                os.link(other, tensors)
+                break
+
+
+def last_eval_value(run_dir: Path, key: str) -> float | None:
+    """The last value of `key` in the run's metrics.csv (the training eval), None if never logged."""
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return None
+    value = None
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            if row["key"] == key:
+                value = float(row["value"])
+    return value
+
+
+def measure_cost(run_dir: Path, path: Path) -> dict:
+    """Latency and state size of one imagined frame at frame COST_FRAME (bench.horizon)."""
+    from lssvwm_env.bench import horizon
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.training.data import write_json_atomic
+
+    if path.exists():
+        return json.loads(path.read_text())
+    model = load_world_model(run_dir)
+    r = horizon(model, [COST_FRAME], repeats=5, real_history_limit=COST_FRAME, block=50, sampling_steps=None,
+                progress=_NoProgress())
+    cost = {"frame": COST_FRAME, "latency_ms": r["latency_ms"][str(COST_FRAME)],
+            "state_mb": r["state_mb"][str(COST_FRAME)], "batch": 1}
+    write_json_atomic(path, cost)
+    return cost
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
 
 
 def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: list[str], iterations: int | None,
                   causal_window: int | None, extra_overrides: list[str], eval_config, eval_data: Path | None,
-                  threads: int = 0, log=print) -> dict:
-    """Train and evaluate every variant; writes ablations.json / .md / .png and returns the results."""
-    from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
+                  threads: int = 0, seeds: tuple[int, ...] = (0,), init_autoencoder: Path | None = None,
+                  log=print) -> dict:
+    """Train and evaluate every variant and seed; writes ablations.json / results.json / .md / .png."""
+    import torch
+
+    from lssvwm_env.checkpoint import load_world_model
     from lssvwm_env.cli import main as lssvwm
-    from lssvwm_env.evaluation import plots
     from lssvwm_env.evaluation.memory import evaluate_memory
-    from lssvwm_env.training.data import write_json_atomic
 
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; choose from {', '.join(ABLATIONS)}")
+    if threads:
+        torch.set_num_threads(threads)
+    common = dataset_overrides(preset_name, data_dir) + list(extra_overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {"kind": "lssvwm-ablations", "data": str(data_dir.resolve()),
-               "eval_data": str((eval_data or data_dir).resolve()), "preset": preset_name,
-               "iterations": iterations, "extra_overrides": extra_overrides,
-               "settings": {"task": eval_config.task}, "variants": {}}
+    budget = plan_budget(preset_name, variants, iterations, causal_window, common, log)
     for name in variants:
-        run_dir = out_dir / "runs" / name
-        overrides = training_overrides(name, preset_name, data_dir, iterations, causal_window, extra_overrides)
-        command = ["train", "--data", str(data_dir), "--out", str(run_dir), "--preset", preset_name]
-        command += [a for o in overrides for a in ("--set", o)]
-        if threads:
-            command += ["--threads", str(threads)]
-        if (run_dir / "checkpoint").exists():
-            command.append("--resume")
-        log(f"== {name}: lssvwm {shlex.join(command)}")
-        entry = {"label": ABLATIONS[name].label, "overrides": overrides, "run": str(run_dir)}
+        for seed in seeds:
+            run_dir = out_dir / "runs" / name / f"seed{seed}"
+            overrides = variant_overrides(name, budget.causal_window) + common
+            overrides.append(f"dynamics_training.curriculum={json.dumps(budget.stages[name])}")
+            command = training_command(data_dir, run_dir, preset_name, overrides, seed, init_autoencoder, threads)
+            log(f"== {name} seed {seed}: lssvwm {shlex.join(command)}")
+            if init_autoencoder is not None:
+                reuse_latent_cache(out_dir / "runs", run_dir)
+            if lssvwm(command) != 0:
+                log(f"== {name} seed {seed}: training failed (see the output above; resume with the same command)")
+                continue
+            eval_dir = out_dir / "eval" / name / f"seed{seed}"
+            steps = _progress(run_dir)["dynamics_step"]
+            if _evaluated_steps(eval_dir) != steps:
+                evaluate_memory(load_world_model(run_dir), eval_data or data_dir, eval_config, eval_dir, run_dir, log=log)
+        first = out_dir / "runs" / name / f"seed{seeds[0]}"
+        if (first / "checkpoint").exists():
+            measure_cost(first, out_dir / "eval" / name / "cost.json")
+    results = collect_results(out_dir, data_dir, eval_data, preset_name, iterations, common, budget,
+                              variants, seeds, eval_config.task)
+    write_reports(out_dir, results)
+    return results
+
+
+def _progress(run_dir: Path) -> dict:
+    from lssvwm_env.checkpoint import resolve_checkpoint_dir
+    return json.loads((resolve_checkpoint_dir(run_dir) / "training_state.json").read_text())["progress"]
+
+
+def _evaluated_steps(eval_dir: Path) -> int | None:
+    path = eval_dir / "metrics.json"
+    if not path.exists():
+        return None
+    return (json.loads(path.read_text())["checkpoint"].get("training") or {}).get("dynamics_steps")
+
+
+def gap_bins(window: int) -> dict[str, tuple[float, float]]:
+    """Revisits by the frames since the view was last seen, relative to the attention window:
+    within it (attention can see the view), up to 3x, beyond 3x (only a memory can)."""
+    return {"revisit_within_window": (1, window), "revisit_window_to_3x_window": (window + 1, 3 * window),
+            "revisit_beyond_3x_window": (3 * window + 1, math.inf)}
+
+
+def binned_scores(metrics: dict, window: int) -> dict[str, dict]:
+    """Mean PSNR / SSIM of the model and the yardsticks over the generated frames of each gap bin
+    (and `novel`: never seen before, `all`), from metrics.json's per-frame figures."""
+    per_frame = metrics["per_frame"]
+    gap = np.array([[np.inf if g is None else g for g in row] for row in per_frame["gap"]], dtype=float)
+    seen = np.isfinite(gap)
+    masks = {name: seen & (gap >= low) & (gap <= high) for name, (low, high) in gap_bins(window).items()}
+    masks["novel"] = ~seen
+    masks["all"] = np.ones_like(gap, dtype=bool)
+    keys = [k for k in per_frame if k.endswith("psnr") or k.endswith("ssim")]
+    out = {}
+    for name, mask in masks.items():
+        out[name] = {"frames": int(mask.sum()),
+                     **{k: (float(np.asarray(per_frame[k])[mask].mean()) if mask.any() else None) for k in keys}}
+    return out
+
+
+def _mean_spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(max(values) - min(values))
+
+
+def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, preset_name: str, iterations: int | None,
+                    extra_overrides: list[str], budget: Budget, variants: list[str], seeds: tuple[int, ...],
+                    task: str) -> dict:
+    """ablations.json from what is on disk: every variant's runs and evaluations, per seed and mean."""
+    from lssvwm_env.training.data import write_json_atomic
+    from lssvwm_env.training.train import build_config
+
+    window = build_config(preset_name, list(extra_overrides)).model.backbone.attention.window
+    results = {"kind": "lssvwm-ablations", "data": str(data_dir.resolve()),
+               "eval_data": str((eval_data or data_dir).resolve()), "preset": preset_name, "iterations": iterations,
+               "extra_overrides": extra_overrides, "seeds": list(seeds), "window": window,
+               "causal_window": budget.causal_window, "causal_window_figures": budget.causal_window_figures,
+               "budget_gflop": budget.train_gflop.get("ours"), "settings": {"task": task}, "variants": {}}
+    for name in variants:
+        entry = {"label": ABLATIONS[name].label, "train_gflop": budget.train_gflop[name],
+                 "curriculum": budget.stages[name], "seeds": {}}
+        for seed in seeds:
+            run_dir, eval_dir = out_dir / "runs" / name / f"seed{seed}", out_dir / "eval" / name / f"seed{seed}"
+            if not (eval_dir / "metrics.json").exists():
+                continue
+            m = json.loads((eval_dir / "metrics.json").read_text())
+            progress = _progress(run_dir)
+            entry["seeds"][str(seed)] = {
+                "run": str(run_dir), "eval": str(eval_dir.relative_to(out_dir)),
+                "dynamics_steps": progress["dynamics_step"], "train_wall_time_s": round(progress["wall_time_s"], 1),
+                "one_step_psnr": last_eval_value(run_dir, "eval/one_step_psnr"),
+                "one_step_psnr_last_frame": last_eval_value(run_dir, "eval/one_step_psnr_last_frame"),
+                "parameters": m["checkpoint"]["parameters"],
+                "bins": binned_scores(m, window),
+                "metrics": {k: m[k] for k in ("psnr", "ssim", "lpips", "ceiling", "baselines", "splits", "settings",
+                                              "timing")} | {"data": {k: m["data"][k] for k in (
+                                                  "env", "policy", "split", "evaluated_episodes")}},
+            }
+        cost = out_dir / "eval" / name / "cost.json"
+        if cost.exists():
+            entry["cost"] = json.loads(cost.read_text())
+        done = list(entry["seeds"].values())
+        if done:
+            entry["dynamics_steps"] = done[0]["dynamics_steps"]
+            entry["train_wall_time_s"] = float(np.mean([d["train_wall_time_s"] for d in done]))
+            entry["parameters"] = done[0]["parameters"]
+            entry["metrics"] = _mean_metrics([d["metrics"] for d in done])
         results["variants"][name] = entry
-        if lssvwm(command) != 0:
-            entry["error"] = f"training failed (see the output above; resume with the same command)"
-            log(f"== {name}: {entry['error']}")
-            continue
-        progress = json.loads((resolve_checkpoint_dir(run_dir) / "training_state.json").read_text())["progress"]
-        entry["train_wall_time_s"] = round(progress["wall_time_s"], 1)
-        entry["dynamics_steps"] = progress["dynamics_step"]
-        model = load_world_model(run_dir)
-        metrics = evaluate_memory(model, eval_data or data_dir, eval_config, out_dir / "eval" / name, run_dir, log=log)
-        entry["eval"] = str(Path("eval") / name)
-        entry["parameters"] = metrics["checkpoint"]["parameters"]
-        entry["metrics"] = {k: metrics[k] for k in ("psnr", "ssim", "lpips", "ceiling", "splits", "settings", "timing")}
-        entry["metrics"]["data"] = {k: metrics["data"][k] for k in ("env", "policy", "split", "evaluated_episodes")}
-        write_json_atomic(out_dir / "ablations.json", results)
     results["settings"] = next((e["metrics"]["settings"] for e in results["variants"].values() if "metrics" in e),
                                results["settings"])
     write_json_atomic(out_dir / "ablations.json", results)
-    (out_dir / "ablations.md").write_text(ablation_table(results))
+    write_json_atomic(out_dir / "results.json", memory_results(results))
+    return results
+
+
+def _mean_metrics(per_seed: list[dict]) -> dict:
+    """The mean over seeds of the figures the table and plots show (the first seed's settings)."""
+    def mean(*path: str) -> float | None:
+        values = []
+        for m in per_seed:
+            for key in path:
+                m = m.get(key) if isinstance(m, dict) else None
+            values.append(m)
+        return _mean_spread(values)[0]
+
+    kinds = set().union(*[(m.get("splits") or {}).keys() for m in per_seed])
+    return {**per_seed[0], "psnr": mean("psnr"), "ssim": mean("ssim"), "lpips": mean("lpips"),
+            "ceiling": {k: mean("ceiling", k) for k in ("psnr", "ssim", "lpips")},
+            "splits": {kind: {k: mean("splits", kind, k) for k in ("psnr", "ssim")} for kind in kinds} or None}
+
+
+def memory_results(results: dict) -> dict:
+    """results.json: per variant, PSNR / SSIM by gap bin (mean and max - min over seeds), training
+    FLOPs, one-step quality, cost; the yardsticks on the same frames."""
+    out = {"window": results["window"], "causal_window": results["causal_window"],
+           "budget_gflop": results["budget_gflop"], "seeds": results["seeds"],
+           "bins": {name: f"gap {low}-{high if math.isfinite(high) else 'inf'} frames"
+                    for name, (low, high) in gap_bins(results["window"]).items()}
+           | {"novel": "never seen before", "all": "every generated frame"},
+           "yardsticks": {}, "variants": {}}
+    for name, entry in results["variants"].items():
+        seeds = list(entry["seeds"].values())
+        row = {"label": entry["label"], "train_gflop": entry["train_gflop"], "seeds": len(seeds),
+               "dynamics_steps": entry.get("dynamics_steps")}
+        if seeds:
+            for bin_name in seeds[0]["bins"]:
+                cell = {"frames": seeds[0]["bins"][bin_name]["frames"]}
+                for metric in ("psnr", "ssim"):
+                    values = [s["bins"][bin_name][metric] for s in seeds]
+                    cell[metric], cell[f"{metric}_spread"] = _mean_spread(values)
+                    cell[f"{metric}_seeds"] = values
+                row[bin_name] = cell
+            row["one_step_psnr"], row["one_step_psnr_spread"] = _mean_spread([s["one_step_psnr"] for s in seeds])
+            row["one_step_psnr_last_frame"] = seeds[0]["one_step_psnr_last_frame"]
+            if not out["yardsticks"]:  # the same frames for every variant: take them once
+                out["yardsticks"] = {b: {y: {"psnr": c.get(f"{y}_psnr"), "ssim": c.get(f"{y}_ssim")}
+                                         for y in ("last_frame", "context_mean", "nearest_pose", "ceiling")
+                                         if c.get(f"{y}_psnr") is not None}
+                                     for b, c in seeds[0]["bins"].items()}
+        if "cost" in entry:
+            row["latency_ms_at_frame_1000"] = entry["cost"]["latency_ms"]
+            row["state_mb_at_frame_1000"] = entry["cost"]["state_mb"]
+        out["variants"][name] = row
+    return out
+
+
+def write_reports(out_dir: Path, results: dict) -> None:
+    from lssvwm_env.evaluation import plots
+
+    memory = json.loads((out_dir / "results.json").read_text())
+    (out_dir / "ablations.md").write_text(ablation_table(results) + "\n" + gap_table(memory))
     if any("metrics" in e for e in results["variants"].values()):
         plots.plot_ablations(results, out_dir / "ablations.png")
-    return results
+        plots.plot_ablation_gaps(results, out_dir, out_dir / "psnr_vs_gap.png")
 
 
 def _duration(seconds: float) -> str:
@@ -136,14 +438,14 @@ def _fmt(value, digits: int) -> str:
 
 
 def ablation_table(results: dict) -> str:
-    """A markdown table of ablations.json, one row per variant."""
+    """A markdown table of ablations.json, one row per variant (means over seeds)."""
     s = results["settings"]
     header = ("| variant | PSNR | SSIM | memory PSNR | memory SSIM | novel PSNR | novel SSIM | ceiling PSNR / SSIM "
               "| training | parameters |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for name, e in results["variants"].items():
         if "metrics" not in e:
-            rows.append(f"| {e['label']} | {e.get('error', 'not run')} | | | | | | | | |")
+            rows.append(f"| {e['label']} | not run | | | | | | | | |")
             continue
         m = e["metrics"]
         splits = m.get("splits") or {}
@@ -151,11 +453,36 @@ def ablation_table(results: dict) -> str:
         rows.append(f"| {e['label']} | {_fmt(m['psnr'], 2)} | {_fmt(m['ssim'], 3)} | {_fmt(memory.get('psnr'), 2)} | "
                     f"{_fmt(memory.get('ssim'), 3)} | {_fmt(novel.get('psnr'), 2)} | {_fmt(novel.get('ssim'), 3)} | "
                     f"{_fmt(m['ceiling']['psnr'], 2)} / {_fmt(m['ceiling']['ssim'], 3)} | "
-                    f"{e['dynamics_steps']} steps, {_duration(e['train_wall_time_s'])} | {e['parameters'] / 1e6:.2f} M |")
+                    f"{e['dynamics_steps']} steps, {e['train_gflop']:.0f} GFLOP, {_duration(e['train_wall_time_s'])} | "
+                    f"{e['parameters'] / 1e6:.2f} M |")
     intro = ""
     if "context" in s:
-        budget = f"{results['iterations']} dynamics steps" if results["iterations"] else "the preset's dynamics steps"
+        budget = f"{results['budget_gflop']:.0f} GFLOP of training" if results.get("budget_gflop") else "equal training"
         intro = (f"Task {s['task']}: {s['context']} frames of real context, {s['generate']} generated from actions "
                  f"alone, {s['sampling_steps']} sampling steps. Every variant: preset `{results['preset']}`, "
-                 f"{budget}, the same data and seed.\n\n")
+                 f"{budget}, the same data; means over seeds {', '.join(map(str, results['seeds']))}.\n\n")
     return intro + header + "\n".join(rows) + "\n"
+
+
+def gap_table(memory: dict) -> str:
+    """PSNR by the gap since the view was last seen, mean ± half the spread over seeds, with cost."""
+    bins = ["revisit_within_window", "revisit_window_to_3x_window", "revisit_beyond_3x_window", "novel"]
+    w = memory["window"]
+    titles = [f"gap <= {w}", f"gap {w + 1}-{3 * w}", f"gap > {3 * w}", "never seen"]
+    lines = ["| variant | one-step PSNR | " + " | ".join(f"{t} PSNR" for t in titles)
+             + f" | ms / frame at {COST_FRAME} | state MB |", "|---|---:|" + "---:|" * (len(bins) + 2)]
+    for name, row in memory["variants"].items():
+        cells = []
+        for b in bins:
+            c = row.get(b) or {}
+            spread = c.get("psnr_spread")
+            cells.append("–" if c.get("psnr") is None else
+                         f"{c['psnr']:.2f}" + (f" ± {spread / 2:.2f}" if spread else ""))
+        lines.append(f"| {name} | {_fmt(row.get('one_step_psnr'), 2)} | " + " | ".join(cells)
+                     + f" | {_fmt(row.get('latency_ms_at_frame_1000'), 1)} | {_fmt(row.get('state_mb_at_frame_1000'), 3)} |")
+    for y in ("last_frame", "context_mean", "nearest_pose", "ceiling"):
+        cells = [_fmt(((memory["yardsticks"].get(b) or {}).get(y) or {}).get("psnr"), 2) for b in bins]
+        lines.append(f"| *{y.replace('_', ' ')}* | | " + " | ".join(cells) + " | | |")
+    frames = [str(((next(iter(memory["variants"].values()), {}) or {}).get(b) or {}).get("frames", "–")) for b in bins]
+    lines.append(f"| *frames* | | " + " | ".join(frames) + " | | |")
+    return "\n".join(lines) + "\n"

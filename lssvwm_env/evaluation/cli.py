@@ -56,11 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ablations.add_argument("--out", type=Path, required=True, help="output directory (runs/, eval/, ablations.md)")
     ablations.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "paper"))
     ablations.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
-                           help="ours causal_attn local_attn ssm block1 no_long_context (default: all)")
+                           help="ours local_attn ssm_only block1 causal_full causal_window (the default), "
+                                "ssm, no_long_context")
+    ablations.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
+                           help="training seeds per variant (default 0); figures are their mean and spread")
     ablations.add_argument("--iterations", type=int, default=None,
-                           help="dynamics steps per variant, spread over the preset's curriculum (default: the preset's)")
+                           help="dynamics steps of `ours`, spread over the preset's curriculum (default: the "
+                                "preset's); every other variant gets the steps of the same training FLOPs")
     ablations.add_argument("--causal-window", type=int, default=None,
-                           help="frames the causal-attention baseline attends to (default: its longest training window)")
+                           help="frames causal_window attends to (default: the window whose FLOPs per imagined "
+                                "frame equal ours')")
+    ablations.add_argument("--init-autoencoder", type=Path, default=None, metavar="RUN_OR_CHECKPOINT",
+                           help="every variant starts from this autoencoder and does not train its own "
+                                "(as lssvwm train --init-autoencoder)")
     ablations.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                            help="a training override applied to every variant (as lssvwm train --set)")
     _add_memory_options(ablations)
@@ -139,12 +147,18 @@ def run(args: argparse.Namespace) -> int:
             metrics = evaluate_memory(model, args.data, config, args.out, args.checkpoint)
             _print_summary(metrics, args.out)
             return 0
-        from lssvwm_env.evaluation.ablations import ABLATIONS, run_ablations
-        results = run_ablations(args.data, args.out, args.preset, args.variants or list(ABLATIONS), args.iterations,
-                                args.causal_window, args.overrides, config, args.eval_data, args.threads)
+        from lssvwm_env.evaluation.ablations import DEFAULT_VARIANTS, run_ablations
+        results = run_ablations(args.data, args.out, args.preset, args.variants or list(DEFAULT_VARIANTS),
+                                args.iterations, args.causal_window, args.overrides, config, args.eval_data,
+                                args.threads, tuple(args.seeds), args.init_autoencoder)
         print((args.out / "ablations.md").read_text())
-        print(f"wrote {args.out / 'ablations.md'}, {args.out / 'ablations.json'}")
-        return 1 if any("error" in e for e in results["variants"].values()) else 0
+        print(f"wrote {args.out / 'ablations.md'}, {args.out / 'ablations.json'}, {args.out / 'results.json'}")
+        missing = [f"{name} seed {seed}" for name, e in results["variants"].items() for seed in args.seeds
+                   if str(seed) not in e["seeds"]]
+        if missing:
+            print(f"lssvwm eval ablations: not trained or evaluated: {', '.join(missing)} (re-run to resume)",
+                  file=sys.stderr)
+        return 1 if missing else 0
     except CheckpointError as err:
         hint = (" (the shipped model is not there yet: pass --checkpoint RUN_DIR)"
                 if getattr(args, "checkpoint", 0) is None else "")

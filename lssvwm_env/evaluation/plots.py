@@ -21,7 +21,8 @@ KIND_LABELS = {"memory": "shown in the context (memory)", "revisit_in_generation
 # In the horizon benchmark the causal baseline keeps every past frame (no window): label it so.
 HORIZON_LABELS = {"ours": "ours (constant-size state)", "causal_attn": "causal attention (KV cache of all past frames)"}
 VARIANT_COLORS = {"ours": "#1f77b4", "causal_attn": "#d62728", "local_attn": "#9467bd", "ssm": "#8c564b",
-                  "block1": "#e377c2", "no_long_context": "#17becf"}
+                  "block1": "#e377c2", "no_long_context": "#17becf", "causal_full": "#d62728",
+                  "causal_window": "#ff7f0e", "ssm_only": "#bcbd22"}
 
 
 def _figure(width: float, height: float):
@@ -250,4 +251,64 @@ def plot_ablations(results: dict, path: Path) -> Path:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"ablations ({results['settings']['task']}): same data, preset and training steps", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_ablation_gaps(results: dict, out_dir: Path, path: Path) -> Path:
+    """ablations.json (and the evaluations under out_dir) -> PSNR of generated frames against the gap since the view was last seen
+    (octave bins), one line per variant (mean over seeds, the seeds' range as a band), the
+    yardsticks of the same frames dashed, and the attention window marked."""
+    from lssvwm_env.evaluation.memory import gap_bins
+
+    per_variant = {}
+    max_gap = 1
+    for name, entry in results["variants"].items():
+        runs = []
+        for seed in entry["seeds"].values():
+            m = json.loads((Path(out_dir) / seed["eval"] / "metrics.json").read_text())
+            gap = np.array([[np.inf if g is None else g for g in row] for row in m["per_frame"]["gap"]], dtype=float)
+            runs.append((gap, {k: np.asarray(v) for k, v in m["per_frame"].items() if k.endswith("psnr")}))
+            finite = gap[np.isfinite(gap)]
+            max_gap = max(max_gap, int(finite.max()) if finite.size else 1)
+        if runs:
+            per_variant[name] = runs
+    bins = gap_bins(max_gap)
+    centers = np.array([np.sqrt(low * (high - 1)) if high - low > 1 else low for low, high in bins])
+
+    def curve(runs, key):
+        rows = []
+        for gap, scores in runs:
+            rows.append([scores[key][(gap >= low) & (gap < high)].mean() if ((gap >= low) & (gap < high)).any()
+                         else np.nan for low, high in bins])
+        return np.array(rows)
+
+    fig = _figure(8.5, 4.2)
+    ax = fig.add_subplot()
+    for name, runs in per_variant.items():
+        values = curve(runs, "psnr")
+        keep = ~np.isnan(values).all(axis=0)  # bins with frames in some seed
+        values, x = values[:, keep], centers[keep]
+        color = VARIANT_COLORS.get(name)
+        ax.plot(x, np.nanmean(values, axis=0), "o-", color=color, label=name, zorder=3)
+        if len(runs) > 1:
+            ax.fill_between(x, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color, alpha=0.15)
+    first = next(iter(per_variant.values()), None)
+    if first:
+        for key, style in (("last_frame_psnr", ":"), ("context_mean_psnr", "--"), ("nearest_pose_psnr", "-.")):
+            if key in first[0][1]:
+                values = curve(first[:1], key)[0]
+                ax.plot(centers[~np.isnan(values)], values[~np.isnan(values)], style, color="black", alpha=0.6,
+                        label=key.removesuffix("_psnr").replace("_", " ") + " (yardstick)")
+    window = results.get("window")
+    if window:
+        for x, text in ((window, "window"), (3 * window, "3x window")):
+            ax.axvline(x, color="grey", linewidth=0.8, alpha=0.6)
+            ax.text(x, 1.0, f" {text}", transform=ax.get_xaxis_transform(), fontsize=7, va="top", color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("gap: frames since the agent last had this view (octave bins)")
+    ax.set_ylabel("PSNR of generated frames (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, frameon=False)
+    seeds = ", ".join(map(str, results.get("seeds", [])))
+    fig.suptitle(f"ablations: PSNR against the revisit gap (mean over seeds {seeds}; band: their range)", fontsize=10)
     return _save(fig, path)

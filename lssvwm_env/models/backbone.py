@@ -53,6 +53,7 @@ def apply_variant(config: BackboneConfig, variant: str, causal_window: int | Non
     causal_attn causal attention over all past frames (or the last `causal_window`), KV cache, no SSM
     local_attn  local attention only
     ssm         SSM scanning the whole frame (no block-wise split) + local attention
+    ssm_only    SSM scanning the whole frame, no attention (the paper's "Mamba2" baseline)
     block1      block-wise SSM with 1x1 blocks + local attention
     """
     if variant == "ours":
@@ -63,12 +64,14 @@ def apply_variant(config: BackboneConfig, variant: str, causal_window: int | Non
         return replace(config, use_ssm=False)
     if variant == "ssm":
         return replace(config, block_sizes=[config.tokens])
+    if variant == "ssm_only":
+        return replace(config, block_sizes=[config.tokens], use_attention=False)
     if variant == "block1":
         return replace(config, block_sizes=[(1, 1)])
     raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
-VARIANTS = ("ours", "causal_attn", "local_attn", "ssm", "block1")
+VARIANTS = ("ours", "causal_attn", "local_attn", "ssm", "ssm_only", "block1")
 
 
 class BackboneLayer(nn.Module):
