@@ -145,3 +145,32 @@ def test_nearest_pose_picks_the_context_frame_taken_where_the_agent_stood_and_lo
     # down: frame 0 (a quarter turn) beats frame 1 (a cell and a quarter turn); halfway between
     # frames 1 and 2's headings: the tie goes to the later frame.
     assert nearest_pose_index(context_pos, context_dir, target_pos, target_dir).tolist() == [2, 1, 3, 0, 2]
+
+
+def test_eval_context_scores_the_same_targets_after_each_context_length(minigrid_retrace, tiny_checkpoint, tmp_path,
+                                                                        capsys):
+    from lssvwm_env.evaluation.context_length import target_points
+
+    out = tmp_path / "context"
+    assert lssvwm(["eval", "context", "--checkpoint", str(tiny_checkpoint), "--data", str(minigrid_retrace),
+                   "--contexts", "16", "4", "32", "--horizon", "5", "--episodes", "2", "--targets", "3",
+                   "--split", "train", "--sampling-steps", "1", "--threads", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "context.json").read_text())
+    assert result["contexts"] == [4, 16, 32] and result["verdict"] in printed
+    assert len(result["targets"]) == 6 and all(32 <= t["frame"] <= 55 for t in result["targets"])
+    # The frame before each target is the same for every context: so is the last-frame yardstick.
+    last = {c: result["curves"][str(c)]["next_frame"]["last_frame_psnr"] for c in result["contexts"]}
+    assert last[4] == pytest.approx(last[16]) == pytest.approx(last[32])
+    means = {c: result["curves"][str(c)]["horizon"]["context_mean_psnr"] for c in result["contexts"]}
+    assert len({round(m, 6) for m in means.values()}) == 3  # the context mean changes with the context
+    assert set(result["yardsticks"]) == {"last_frame", "context_mean", "nearest_pose"}
+    assert (out / "context.png").stat().st_size > 10_000
+    assert target_points(60, 32, 5, 3) == [32, 44, 55] and target_points(30, 32, 5, 3) == []
+
+
+def test_eval_context_names_the_context_that_does_not_fit(minigrid_retrace, tiny_checkpoint, capsys):
+    assert lssvwm(["eval", "context", "--checkpoint", str(tiny_checkpoint), "--data", str(minigrid_retrace),
+                   "--contexts", "8", "400", "--split", "train", "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "no 'train' episode holds 400 + 10 frames" in err and "--contexts up to 400" in err

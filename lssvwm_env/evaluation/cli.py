@@ -4,6 +4,7 @@
     lssvwm eval memory --checkpoint runs/cpu-mm9 --data data/mm9 --task reasoning --out evals/reasoning
     lssvwm eval ablations --data data/mm9-retrace --preset cpu --iterations 1000 --out evals/ablations
     lssvwm eval transitions --checkpoint runs/cpu-mgS7 --data data/mgS7 --episodes 40
+    lssvwm eval context --data data/mm9 --contexts 8 32 100 200 400 --out evals/context
 """
 
 from __future__ import annotations
@@ -73,6 +74,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="a training override applied to every variant (as lssvwm train --set)")
     _add_memory_options(ablations)
 
+    context = sub.add_parser("context", help="the same target frames after more real context: next-frame and "
+                                             "short-horizon PSNR against context length",
+                             description="For each context length, observe that many real frames before the "
+                                         "same target points, generate --horizon frames from the recorded actions, "
+                                         "and score them beside the yardsticks. More context must not hurt.")
+    context.add_argument("--checkpoint", type=Path, default=None,
+                         help="run or checkpoint directory (default: the model shipped with the package)")
+    context.add_argument("--data", type=Path, required=True, help="dataset directory of the model's env")
+    context.add_argument("--contexts", type=int, nargs="+", default=[8, 32, 100, 200, 400], metavar="L",
+                         help="context lengths in frames (default 8 32 100 200 400)")
+    context.add_argument("--horizon", type=int, default=10, help="frames generated after each context (default 10)")
+    context.add_argument("--episodes", type=int, default=4, help="episodes (default 4)")
+    context.add_argument("--targets", type=int, default=4, help="target points per episode (default 4)")
+    context.add_argument("--split", default="eval", choices=("eval", "train"))
+    context.add_argument("--sampling-steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
+    context.add_argument("--batch-size", type=int, default=8, help="target points generated together (default 8)")
+    context.add_argument("--seed", type=int, default=0)
+    context.add_argument("--out", type=Path, default=None, help="write OUT/context.json and OUT/context.png")
+    context.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    context.add_argument("--device", default="cpu")
+
     transitions = sub.add_parser(
         "transitions", help="on real held-out episodes: termination and reward heads, and next-frame prediction",
         description="Feed real episodes to the model: does it end episodes and give rewards where the real env "
@@ -123,6 +145,24 @@ def _print_summary(metrics: dict, out: Path) -> None:
           f"{len(metrics['files']['videos'])} video(s)")
 
 
+def _run_context(args: argparse.Namespace) -> int:
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.evaluation.context_length import ContextCurveConfig, evaluate_context_curve, plot_context_curve
+    from lssvwm_env.training.data import write_json_atomic
+
+    config = ContextCurveConfig(tuple(args.contexts), args.horizon, args.episodes, args.targets, args.split,
+                                args.sampling_steps, args.batch_size, args.seed)
+    model = load_world_model(args.checkpoint, device=args.device)
+    result = evaluate_context_curve(model, args.data, config)
+    print(result["verdict"])
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(args.out / "context.json", result)
+        plot_context_curve(result, args.out / "context.png")
+        print(f"wrote {args.out / 'context.json'}, {args.out / 'context.png'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -139,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
                                       args.generation_frames, args.device)
             print(summary(metrics))
             return 0
+        if args.eval_command == "context":
+            return _run_context(args)
         config = _memory_config(args)
         if args.eval_command == "memory":
             from lssvwm_env.checkpoint import load_world_model
