@@ -38,7 +38,7 @@ from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summar
 from agents.train_ppo import EVAL_SEED, TrainArgs, check_flags, train
 from data_collection.dataset import SPLITS
 from lssvwm_env.envs.context import CONTEXT_STARTS
-from lssvwm_env.training.data import write_json_atomic
+from data_collection.files import write_json_atomic
 
 
 @dataclass

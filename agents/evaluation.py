@@ -164,15 +164,7 @@ def check_fits(policy: Policy, venv: VecEnv, env_name: str) -> None:
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: int = VIDEO_FPS, scale: int = VIDEO_SCALE) -> Path:
     """Write frames ((64, 64, 3) uint8 each) as an mp4 (or gif, by the suffix), upscaled `scale` x."""
-    import imageio.v2 as imageio
+    from data_collection import files
 
-    if not frames:
-        raise ValueError(f"{path}: no frames to write")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     big = [np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1) for frame in frames]
-    if path.suffix == ".gif":
-        imageio.mimwrite(path, big, duration=1000 / fps, loop=0)
-    else:
-        imageio.mimwrite(path, big, fps=fps, macro_block_size=1)
-    return path
+    return files.write_video(path, big, fps=fps)

@@ -50,7 +50,7 @@ from agents.evaluation import EvalResult
 from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
 from data_collection.dataset import SPLITS, Dataset
 from lssvwm_env.envs.context import CONTEXT_STARTS
-from lssvwm_env.training.data import write_json_atomic
+from data_collection.files import write_json_atomic
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded apart from the training envs' seeds
 

@@ -44,13 +44,14 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from data_collection import files
+
 FORMAT_NAME = "lssvwm-dataset"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 EPISODES_DIR = "episodes"
 SPLITS = ("train", "eval")
 _EPISODE_FILE = re.compile(r"^ep_(\d{6,})\.npz$")
-_TEMP_SUFFIX = ".tmp"
 
 
 class DatasetError(Exception):
@@ -353,37 +354,21 @@ def read_manifest(root: str | os.PathLike[str]) -> Manifest:
 # ------------------------------------------------------------------------------- atomic writes
 
 
-def _fsync_dir(path: Path) -> None:
-    # The rename itself lives in the directory entry; without this a power cut can undo it.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part.
+    """Write `data` to `path` so that readers see the old file or the new one, never a part (files.py).
 
     Raises DiskFullError when the device is full; the temporary file is removed and `path` keeps its
     previous contents.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        files.atomic_write_bytes(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(
                 f"{path}: no space left on device ({exc.strerror}). The partial file was removed and "
                 "everything written before is intact; free some space and re-run the same command to resume."
             ) from exc
         raise
-    _fsync_dir(path.parent)
 
 
 def remove_temp_files(root: Path) -> list[Path]:
@@ -391,7 +376,7 @@ def remove_temp_files(root: Path) -> list[Path]:
     removed = []
     for folder in (root, root / EPISODES_DIR):
         if folder.is_dir():
-            for path in folder.glob(f".*{_TEMP_SUFFIX}"):
+            for path in folder.glob(f".*{files.TEMP_MARK}*"):
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed

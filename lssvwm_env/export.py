@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from lssvwm_env.models.heads import PREDICT_FROM, HeadsConfig
-from lssvwm_env.training.data import write_json_atomic
+from data_collection.files import write_json_atomic
 
 
 def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, context_frames: int,

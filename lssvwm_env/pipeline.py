@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from data_collection.files import atomic_path, write_json_atomic
+
 LSSVWM = [sys.executable, "-m", "lssvwm_env.cli"]
 
 # Real env -> the registered imagined id whose model it trains.
@@ -144,19 +146,20 @@ def run_stage(stage: Stage, stamps: Path) -> float:
         return 0.0
     print(f"[pipeline] {stage.name}: {shlex.join(stage.command)}", flush=True)
     start = time.time()
+    def failed(code: int) -> SystemExit:
+        return SystemExit(f"[pipeline] stage {stage.name} failed (exit {code}); fix the cause and re-run the same "
+                          "command: finished stages are skipped")
+
     if stage.stdout is not None:
-        tmp = stage.stdout.with_name(stage.stdout.name + ".tmp")
-        with open(tmp, "w") as f:
-            result = subprocess.run(stage.command, stdout=f)
-        if result.returncode == 0:
-            tmp.replace(stage.stdout)
-    else:
-        result = subprocess.run(stage.command)
-    if result.returncode != 0:
-        raise SystemExit(f"[pipeline] stage {stage.name} failed (exit {result.returncode}); fix the cause and "
-                         "re-run the same command: finished stages are skipped")
+        with atomic_path(stage.stdout) as tmp:  # the output file appears only for a finished stage
+            with open(tmp, "w") as f:
+                code = subprocess.run(stage.command, stdout=f).returncode
+            if code != 0:
+                raise failed(code)
+    elif (code := subprocess.run(stage.command).returncode) != 0:
+        raise failed(code)
     elapsed = time.time() - start
-    stamp.write_text(json.dumps({"command": stage.command, "seconds": elapsed}))
+    write_json_atomic(stamp, {"command": stage.command, "seconds": elapsed})
     return elapsed
 
 

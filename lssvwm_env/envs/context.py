@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_collection.files import atomic_path
 from lssvwm_env.training.data import input_actions
 
 CONTEXT_FILE = "context.npz"
@@ -235,8 +236,7 @@ def write_context_file(checkpoint_dir: str | os.PathLike[str], dataset_dir: str 
                            f"{episodes} were asked for; ask for fewer or shorter episodes")
     loaded = [dataset.load_episode(i) for i in chosen]
     path = checkpoint_dir / CONTEXT_FILE
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, frames=np.stack([ep["frames"][:frames] for ep in loaded]),
-                        actions=np.stack([ep["actions"][:frames] for ep in loaded]).astype(np.int64))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, frames=np.stack([ep["frames"][:frames] for ep in loaded]),
+                            actions=np.stack([ep["actions"][:frames] for ep in loaded]).astype(np.int64))
     return path

@@ -79,14 +79,14 @@ def run(args: argparse.Namespace) -> int:
     names = action_names(int(env.action_space.n), args.real_env)
     try:
         if args.video is not None:
-            return write_video(env, names, args)
+            return record_video(env, names, args)
         return play_in_window(env, names, args)
     finally:
         env.close()
 
 
-def write_video(env, names: tuple[str, ...], args: argparse.Namespace) -> int:
-    import imageio.v2 as imageio
+def record_video(env, names: tuple[str, ...], args: argparse.Namespace) -> int:
+    from data_collection.files import write_video
 
     steps = 200 if args.steps is None else args.steps
     if args.policy == "forward" and "forward" not in names:
@@ -106,8 +106,7 @@ def write_video(env, names: tuple[str, ...], args: argparse.Namespace) -> int:
             frames.append(upscale(obs, args.scale, real=True))
             episodes += 1
     elapsed = time.perf_counter() - start
-    args.video.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(args.video, frames, fps=args.fps, macro_block_size=1)
+    write_video(args.video, frames, fps=args.fps)
     print(f"wrote {args.video}: {steps} imagined steps ({args.policy} policy), {episodes} episode(s), "
           f"predicted return {total_reward:.3f}, {steps / elapsed:.1f} steps/s")
     return 0

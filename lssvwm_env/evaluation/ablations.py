@@ -213,7 +213,7 @@ def measure_cost(run_dir: Path, path: Path) -> dict:
     """Latency and state size of one imagined frame at frame COST_FRAME (bench.horizon)."""
     from lssvwm_env.bench import horizon
     from lssvwm_env.checkpoint import load_world_model
-    from lssvwm_env.training.data import write_json_atomic
+    from data_collection.files import write_json_atomic
 
     if path.exists():
         return json.loads(path.read_text())
@@ -322,7 +322,7 @@ def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, prese
                     extra_overrides: list[str], budget: Budget, variants: list[str], seeds: tuple[int, ...],
                     task: str) -> dict:
     """ablations.json from what is on disk: every variant's runs and evaluations, per seed and mean."""
-    from lssvwm_env.training.data import write_json_atomic
+    from data_collection.files import write_json_atomic
     from lssvwm_env.training.train import build_config
 
     window = build_config(preset_name, list(extra_overrides)).model.backbone.attention.window

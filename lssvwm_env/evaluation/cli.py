@@ -148,7 +148,7 @@ def _print_summary(metrics: dict, out: Path) -> None:
 def _run_context(args: argparse.Namespace) -> int:
     from lssvwm_env.checkpoint import load_world_model
     from lssvwm_env.evaluation.context_length import ContextCurveConfig, evaluate_context_curve, plot_context_curve
-    from lssvwm_env.training.data import write_json_atomic
+    from data_collection.files import write_json_atomic
 
     config = ContextCurveConfig(tuple(args.contexts), args.horizon, args.episodes, args.targets, args.split,
                                 args.sampling_steps, args.batch_size, args.seed)

@@ -325,7 +325,7 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
     from data_collection.policies import policy_name
     from lssvwm_env.evaluation import plots, videos
     from lssvwm_env.evaluation.perceptual import LPIPS, lpips_status
-    from lssvwm_env.training.data import write_json_atomic
+    from data_collection.files import write_json_atomic
 
     started = time.time()
     data_dir, out_dir = Path(data_dir), Path(out_dir)

@@ -27,7 +27,8 @@ import torch
 
 from data_collection.dataset import unchanged_transitions
 from lssvwm_env.models.diffusion import denoised_estimate
-from lssvwm_env.training.data import model_aligned, write_json_atomic
+from data_collection.files import write_json_atomic
+from lssvwm_env.training.data import model_aligned
 
 
 @dataclass

@@ -30,6 +30,6 @@ def comparison_frames(truth: np.ndarray, generated: np.ndarray, scale: int = 4, 
 
 def write_comparison_video(truth: np.ndarray, generated: np.ndarray, path: Path, fps: int = 10) -> Path:
     """An mp4 of ground truth | generated | error (imageio + ffmpeg)."""
-    from lssvwm_env.training.evaluate import write_sample_video
+    from data_collection.files import write_video
 
-    return write_sample_video(comparison_frames(truth, generated), path, fps=fps)
+    return write_video(path, comparison_frames(truth, generated), fps=fps)

@@ -3,8 +3,6 @@ that walk through episodes window after window for truncated back-propagation th
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from data_collection.files import atomic_path
 from lssvwm_env.models.conditioning import NO_ACTION
 
 
@@ -75,9 +74,8 @@ class LatentCache:
         }
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({k: getattr(self, k).contiguous() for k in self.__dataclass_fields__}, str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({k: getattr(self, k).contiguous() for k in self.__dataclass_fields__}, str(tmp))
 
     @staticmethod
     def load(path: Path) -> "LatentCache":
@@ -172,11 +170,3 @@ def sample_frames(episodes: list[dict[str, np.ndarray]], n: int, generator: torc
         out.append(torch.from_numpy(episodes[e]["frames"][t]))
     return torch.stack(out)
 
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -83,10 +83,3 @@ def one_step_metrics(model, episodes, frames: int, generator: torch.Generator) -
             "one_step_psnr_last_frame": torch.cat(previous).clamp(max=100).mean().item()}
 
 
-def write_sample_video(video: np.ndarray, path: Path, fps: int = 10) -> Path:
-    import imageio.v2 as imageio
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    imageio.mimwrite(tmp, list(video), fps=fps, macro_block_size=1)
-    tmp.replace(path)
-    return path

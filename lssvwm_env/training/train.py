@@ -31,7 +31,8 @@ from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cac
                                       step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
-from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics, write_sample_video
+from data_collection.files import write_video
+from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics
 from lssvwm_env.training.losses import dynamics_loss
 
 
@@ -399,7 +400,7 @@ class Trainer:
                    f"(last frame: {metrics['rollout_psnr_last_frame']:.2f}, "
                    f"context mean: {metrics['rollout_psnr_context_mean']:.2f})")
         if step % self.config.video_every == 0 or step == cfg.total_iterations:
-            path = write_sample_video(video, self.run_dir / "samples" / f"rollout_step{step:06d}.mp4")
+            path = write_video(self.run_dir / "samples" / f"rollout_step{step:06d}.mp4", video)
             self.tb.add_images("rollout/ground_truth|generated", video[::max(1, len(video) // 8)],
                                step, dataformats="NHWC")
             tqdm.write(f"sample video: {path}")
