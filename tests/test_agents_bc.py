@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_data_dataset import _rewrite_episode
-from test_env_gym import one_thread  # noqa: F401  (autouse fixture)
+from helpers import rewrite_episode
 
 from agents import compare, train_ppo
 from agents.anchor import AnchoredCnnPolicy
@@ -41,7 +40,7 @@ def dataset(tmp_path_factory):
     rng = np.random.default_rng(0)
     for entry in Dataset.open(out).episodes():
         colours = rng.integers(3, size=entry.length)
-        _rewrite_episode(out, entry.index, frames=coloured_frames(colours, rng), actions=ACTION_OF_COLOUR[colours],
+        rewrite_episode(out, entry.index, frames=coloured_frames(colours, rng), actions=ACTION_OF_COLOUR[colours],
                          rewards=np.ones(entry.length, np.float32))
     manifest = json.loads((out / "manifest.json").read_text())
     for entry in manifest["episodes"]:

@@ -6,7 +6,7 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
-from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
+from helpers import save_tiny_checkpoint
 
 from agents import compare
 from agents.evaluation import EvalResult

@@ -10,7 +10,6 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
-from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
 
 from agents.envs import RealImageEnv, WorkerDiedError, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.evaluation import evaluate_in_model, evaluate_in_real_env, run_episodes
@@ -21,9 +20,8 @@ MINIGRID_LEFT = 0  # turning in place never ends a MiniGrid episode
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    # 7 actions, as MiniGrid; the termination head never fires, so episodes end at the step limit.
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny7"), num_actions=7, termination_logit=-50.0)
+def checkpoint(minigrid_endless_checkpoint):
+    return minigrid_endless_checkpoint
 
 
 @pytest.mark.filterwarnings("ignore:.*alternative render modes")  # the env is not made by gym.make

@@ -14,7 +14,6 @@ import pytest
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
 
 from agents import evaluate, train_ppo
 from agents.envs import RealImageEnv
@@ -29,9 +28,8 @@ SMALL_PPO = ["--num-envs", "2", "--n-steps", "64", "--batch-size", "64", "--n-ep
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    # 7 actions, as MiniGrid; the termination head never fires, so episodes end at the step limit.
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny7"), num_actions=7, termination_logit=-50.0)
+def checkpoint(minigrid_endless_checkpoint):
+    return minigrid_endless_checkpoint
 
 
 @pytest.fixture(scope="module")

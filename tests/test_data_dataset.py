@@ -24,6 +24,8 @@ from data_collection.dataset import (
 )
 from lssvwm_env.cli import main as lssvwm
 
+from helpers import rewrite_episode
+
 
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory) -> Path:
@@ -86,12 +88,12 @@ def test_info_effects_count_actions_that_left_the_frame_unchanged(data, capsys):
             frames, actions = npz["frames"], npz["actions"]
         if index < 2:
             still = np.broadcast_to(frames[0], frames.shape).copy()
-            _rewrite_episode(data, index, frames=still, final_frame=frames[0].copy())
+            rewrite_episode(data, index, frames=still, final_frame=frames[0].copy())
             expected += np.bincount(actions, minlength=len(expected))
         else:
             steps = np.arange(len(frames) + 1, dtype=np.uint8)[:, None, None, None]
             moving = np.broadcast_to(steps, (len(frames) + 1, *frames.shape[1:])).copy()
-            _rewrite_episode(data, index, frames=moving[:-1], final_frame=moving[-1])
+            rewrite_episode(data, index, frames=moving[:-1], final_frame=moving[-1])
     assert dataset_info(data).action_unchanged is None
     assert dataset_info(data, effects=True).action_unchanged == expected.tolist()
     assert lssvwm(["data", "info", str(data), "--effects"]) == 0
@@ -146,25 +148,13 @@ def test_manifest_fields_missing_unknown_or_malformed(data):
     assert "not valid JSON" in validate_dataset(data)[0]
 
 
-def _rewrite_episode(root: Path, index: int, **changes: np.ndarray) -> None:
-    """Replace arrays in an episode file and update its checksum, so only the contents are wrong."""
-    path = root / "episodes" / f"ep_{index:06d}.npz"
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays.update(changes)
-    _, sha256 = write_episode(root, index, arrays)
-    manifest = _manifest(root)
-    manifest["episodes"][index]["sha256"] = sha256
-    _save(root, manifest)
-
-
 def test_wrong_dtype_shape_range_and_missing_arrays(data):
     ep0 = Dataset.open(data).load_episode(0)
     ep1 = Dataset.open(data).load_episode(1)
-    _rewrite_episode(data, 0, actions=ep0["actions"].astype(np.float32), frames=ep0["frames"][:, :32])
+    rewrite_episode(data, 0, actions=ep0["actions"].astype(np.float32), frames=ep0["frames"][:, :32])
     actions = ep1["actions"].copy()
     actions[3] = 7  # MiniGrid has 7 actions: 0..6
-    _rewrite_episode(data, 1, actions=actions, agent_pos=ep1["agent_pos"][:-1])
+    rewrite_episode(data, 1, actions=actions, agent_pos=ep1["agent_pos"][:-1])
     problems = "\n".join(validate_dataset(data))
     assert "episodes/ep_000000.npz: field 'actions' has dtype float32, expected int64" in problems
     assert "episodes/ep_000000.npz: field 'frames' has shape" in problems
@@ -175,7 +165,7 @@ def test_wrong_dtype_shape_range_and_missing_arrays(data):
 def test_final_frame_is_the_observation_after_the_last_action(data):
     episode = Dataset.open(data).load_episode(2)
     assert episode["final_frame"].shape == episode["frames"].shape[1:]
-    _rewrite_episode(data, 2, final_frame=episode["final_frame"][:32])
+    rewrite_episode(data, 2, final_frame=episode["final_frame"][:32])
     problems = "\n".join(validate_dataset(data))
     assert "episodes/ep_000002.npz: field 'final_frame' has shape (32, 64, 3), expected (64, 64, 3)" in problems
 

@@ -10,7 +10,7 @@ import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
+from helpers import save_tiny_checkpoint
 
 import lssvwm_env  # noqa: F401  (registers the ids)
 from lssvwm_env.cli import main as lssvwm_main

@@ -15,64 +15,15 @@ import pytest
 import torch
 
 import lssvwm_env  # noqa: F401  (registers the ids)
-from lssvwm_env import presets
 from lssvwm_env.bench import reset_peak_rss, rss_mb
-from lssvwm_env.checkpoint import CheckpointError, save_world_model
+from lssvwm_env.checkpoint import CheckpointError
 from lssvwm_env.envs.context import CONTEXT_FILE, ContextError
 from lssvwm_env.envs.world_model_env import LSSVWMEnv, ResetNeeded
-from lssvwm_env.models import WorldModel
+
+from helpers import save_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_ID = "LSSVWM-Memory-v0"
-
-
-def save_tiny_checkpoint(path: Path, num_actions: int = 6, termination_logit: float | None = None,
-                         context_shape: tuple[int, int] | None = (3, 10), seed: int = 0) -> Path:
-    """A tiny random world model saved as a real checkpoint, with a context.npz of random real-looking
-    episodes (E, T). termination_logit fixes the predicted termination (> 0: every step ends the
-    episode, < 0: none does); None keeps the random head."""
-    config = presets.tiny().model
-    config.bf16 = False  # fp32 is faster than bf16 autocast at this size on a CPU
-    config.diffusion.sampling_steps = 1
-    config.backbone.action.n = num_actions
-    torch.manual_seed(seed)
-    model = WorldModel(config)
-    with torch.no_grad():
-        # adaLN-Zero starts every branch at zero, so a fresh model ignores actions and past; perturb
-        # the weights so that both matter, as in a trained model.
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    if termination_logit is not None:
-        with torch.no_grad():
-            model.heads.net[-1].weight[1].zero_()
-            model.heads.net[-1].bias[1] = termination_logit
-    save_world_model(model, path)
-    if context_shape is not None:
-        rng = np.random.default_rng(seed)
-        episodes, frames = context_shape
-        np.savez_compressed(path / CONTEXT_FILE,
-                            frames=rng.integers(0, 256, (episodes, frames, 64, 64, 3), dtype=np.uint8),
-                            actions=rng.integers(0, num_actions, (episodes, frames)))
-    return path
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two cores shared with other jobs: one thread per test process is much faster for tiny models.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def endless_checkpoint(tmp_path_factory):
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("endless"), termination_logit=-50.0)
 
 
 def rollout(env, actions, seed=None):

@@ -4,7 +4,7 @@ snapshots) and the Stable-Baselines3 VecEnv (same-step reset, terminal_observati
 import gymnasium as gym
 import numpy as np
 import pytest
-from test_env_gym import one_thread, save_tiny_checkpoint  # noqa: F401  (one_thread: autouse fixture)
+from helpers import save_tiny_checkpoint
 
 import lssvwm_env  # noqa: F401  (registers the ids)
 from lssvwm_env.envs.context import CONTEXT_FILE
@@ -12,11 +12,6 @@ from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
 from lssvwm_env.envs.world_model_env import LSSVWMVectorEnv
 
 ENV_ID = "LSSVWM-Memory-v0"
-
-
-@pytest.fixture(scope="module")
-def endless_checkpoint(tmp_path_factory):
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("endless"), termination_logit=-50.0)
 
 
 @pytest.fixture(scope="module")

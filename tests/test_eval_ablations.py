@@ -13,7 +13,6 @@ from lssvwm_env.evaluation.ablations import (ABLATIONS, DEFAULT_VARIANTS, binned
                                             plan_budget, scale_curriculum)
 from lssvwm_env.models.backbone import VARIANTS
 
-torch.set_num_threads(1)
 
 
 def test_scale_curriculum_keeps_proportions_and_total():
@@ -68,10 +67,8 @@ def test_gap_bins_split_revisits_by_the_attention_window():
     assert bins["novel"]["psnr"] == 6.0 and bins["all"]["frames"] == 6
 
 
-def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(tmp_path, capsys):
-    data = tmp_path / "mg"
-    assert lssvwm(["collect", "--env", "minigrid-fourrooms", "--policy", "retrace", "--episodes", "3", "--steps", "40",
-                   "--out", str(data), "--seed", "2", "--quiet"]) == 0
+def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigrid_retrace, tmp_path, capsys):
+    data = minigrid_retrace
     autoencoder = tmp_path / "ae"
     assert lssvwm(["train", "--data", str(data), "--out", str(autoencoder), "--preset", "tiny", "--threads", "1",
                    "--set", "autoencoder_training.iterations=3", "--set", "model.backbone.action.n=7",

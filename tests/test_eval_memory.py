@@ -20,15 +20,6 @@ from lssvwm_env.evaluation.yardsticks import nearest_pose_index
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import tiny
 
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def minigrid_retrace(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "mg"
-    assert lssvwm(["collect", "--env", "minigrid-fourrooms", "--policy", "retrace", "--episodes", "3", "--steps", "60",
-                   "--out", str(out), "--seed", "3", "--quiet"]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")

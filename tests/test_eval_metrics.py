@@ -9,7 +9,6 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lssvwm_env.evaluation.metrics import psnr, ssim
 
-torch.set_num_threads(1)
 
 
 def _frame_pairs(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,6 @@ from lssvwm_env.evaluation.plots import plot_horizon
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import tiny
 
-torch.set_num_threads(1)
 
 # The shape `lssvwm bench horizon --json` prints (lssvwm_env/bench.py), with figures of a tiny-preset run.
 HORIZON = {
