@@ -56,6 +56,10 @@ assert set(VARIANTS) <= {o.split("=")[1] for a in ABLATIONS.values() for o in a.
 COST_FRAME = 1000  # the frame at which latency and state size are measured
 
 
+def variant_label(name: str) -> str:
+    return ABLATIONS[name].label if name in ABLATIONS else name
+
+
 def scale_curriculum(stages: list[dict], total: int) -> list[dict]:
     """The curriculum's stages with their iterations rescaled to sum to `total`, in proportion
     (largest remainders); stages left with no step are dropped, the longest windows last."""
@@ -287,7 +291,7 @@ def _evaluated_steps(eval_dir: Path) -> int | None:
     return (json.loads(path.read_text())["checkpoint"].get("training") or {}).get("dynamics_steps")
 
 
-def gap_bins(window: int) -> dict[str, tuple[float, float]]:
+def window_bins(window: int) -> dict[str, tuple[float, float]]:
     """Revisits by the frames since the view was last seen, relative to the attention window:
     within it (attention can see the view), up to 3x, beyond 3x (only a memory can)."""
     return {"revisit_within_window": (1, window), "revisit_window_to_3x_window": (window + 1, 3 * window),
@@ -300,7 +304,7 @@ def binned_scores(metrics: dict, window: int) -> dict[str, dict]:
     per_frame = metrics["per_frame"]
     gap = np.array([[np.inf if g is None else g for g in row] for row in per_frame["gap"]], dtype=float)
     seen = np.isfinite(gap)
-    masks = {name: seen & (gap >= low) & (gap <= high) for name, (low, high) in gap_bins(window).items()}
+    masks = {name: seen & (gap >= low) & (gap <= high) for name, (low, high) in window_bins(window).items()}
     masks["novel"] = ~seen
     masks["all"] = np.ones_like(gap, dtype=bool)
     keys = [k for k in per_frame if k.endswith("psnr") or k.endswith("ssim")]
@@ -390,7 +394,7 @@ def memory_results(results: dict) -> dict:
     out = {"window": results["window"], "causal_window": results["causal_window"],
            "budget_gflop": results["budget_gflop"], "seeds": results["seeds"],
            "bins": {name: f"gap {low}-{high if math.isfinite(high) else 'inf'} frames"
-                    for name, (low, high) in gap_bins(results["window"]).items()}
+                    for name, (low, high) in window_bins(results["window"]).items()}
            | {"novel": "never seen before", "all": "every generated frame"},
            "yardsticks": {}, "variants": {}}
     for name, entry in results["variants"].items():

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lssvwm_env.evaluation.revisits import KINDS, revisit_gaps
+from lssvwm_env.evaluation.revisits import KINDS, gap_bins, revisit_gaps
 from lssvwm_env.evaluation.yardsticks import YARDSTICKS, yardstick_frames
 
 PSNR_CAP_DB = 100.0  # identical frames have infinite PSNR; a cap keeps means finite (never reached in practice)
@@ -206,15 +206,6 @@ def below_yardsticks(metrics: dict) -> list[str]:
     return [name for name, y in metrics["baselines"].items()
             if (y["psnr"] is not None and y["psnr"] > metrics["psnr"])
             or (y["ssim"] is not None and y["ssim"] > metrics["ssim"])]
-
-
-def gap_bins(max_gap: float) -> list[tuple[int, int]]:
-    """Octave bins [1, 2), [2, 4), ... covering gaps up to max_gap."""
-    bins, low = [], 1
-    while low <= max_gap:
-        bins.append((low, 2 * low))
-        low *= 2
-    return bins
 
 
 def _mean(values: np.ndarray) -> float | None:

@@ -37,11 +37,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def variant_label(name: str) -> str:
-    from lssvwm_env.evaluation.ablations import ABLATIONS
-    return ABLATIONS[name].label if name in ABLATIONS else name
-
-
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average, shrinking at the ends (so the curve keeps its length)."""
     if window <= 1:
@@ -181,7 +176,7 @@ def plot_filmstrip(truth: np.ndarray, generated: np.ndarray, metrics: dict, path
 
 
 # ---- horizon benchmark -------------------------------------------------------------------------
-def plot_horizon(json_path: Path, path: Path) -> Path:
+def plot_horizon(json_path: Path, path: Path, labels: dict[str, str] | None = None) -> Path:
     """The JSON of `lssvwm bench horizon --json` ({variant: {"latency_ms": {frame: ms}, "peak_mem_mb":
     {...}, "state_mb": {...}, "history": {frame: "real"|"synthetic"}}}) -> latency, peak memory and
     state size against the frame index (log x). Points measured on a synthetic KV cache (history
@@ -204,7 +199,7 @@ def plot_horizon(json_path: Path, path: Path) -> Path:
             x = np.array([int(f) for f in frames])
             y = np.array([series[f] for f in frames], dtype=float)
             color = VARIANT_COLORS.get(variant)
-            label = HORIZON_LABELS.get(variant) or variant_label(variant)
+            label = HORIZON_LABELS.get(variant) or (labels or {}).get(variant, variant)
             line = ax.plot(x, y, "-", color=color, linewidth=1.6, label=label)[0]
             synthetic = np.array([results[variant].get("history", {}).get(f) == "synthetic" for f in frames])
             any_synthetic |= bool(synthetic.any())
@@ -258,7 +253,7 @@ def plot_ablation_gaps(results: dict, out_dir: Path, path: Path) -> Path:
     """ablations.json (and the evaluations under out_dir) -> PSNR of generated frames against the gap since the view was last seen
     (octave bins), one line per variant (mean over seeds, the seeds' range as a band), the
     yardsticks of the same frames dashed, and the attention window marked."""
-    from lssvwm_env.evaluation.memory import gap_bins
+    from lssvwm_env.evaluation.revisits import gap_bins
 
     per_variant = {}
     max_gap = 1

@@ -199,7 +199,7 @@ def scale_section(inputs: Inputs) -> list[str]:
 
 
 def headline_section(inputs: Inputs) -> list[str]:
-    from lssvwm_env.evaluation.plots import variant_label
+    from lssvwm_env.evaluation.ablations import variant_label
 
     lpips_notes = {m["lpips_note"] for _, m in inputs.memory if m.get("lpips") is None}
     lines = ["## Ours beside the paper", "",
@@ -335,10 +335,11 @@ def ablations_section(path: Path, a: dict, figures: Figures, slug: str) -> list[
 
 
 def horizon_section(path: Path, figures: Figures, slug: str) -> list[str]:
-    from lssvwm_env.evaluation.plots import HORIZON_LABELS, plot_horizon, variant_label
+    from lssvwm_env.evaluation.ablations import ABLATIONS, variant_label
+    from lssvwm_env.evaluation.plots import HORIZON_LABELS, plot_horizon
 
     data = json.loads(path.read_text())
-    png = plot_horizon(path, figures.path(f"{slug}.png"))
+    png = plot_horizon(path, figures.path(f"{slug}.png"), {name: a.label for name, a in ABLATIONS.items()})
     frames = sorted({int(f) for v in data.values() for f in v["latency_ms"]})
     lines = ["## Cost against the horizon", "",
              f"One generated frame after k frames of history (`{path.name}`, from `lssvwm bench horizon --json`). "

@@ -70,3 +70,12 @@ def revisit_gaps(agent_pos: np.ndarray, agent_dir: np.ndarray, context: int, sta
         elif earlier.size:
             kinds[t - start] = REVISIT_IN_GENERATION
     return RevisitInfo(gaps, kinds.astype(str))
+
+
+def gap_bins(max_gap: float) -> list[tuple[int, int]]:
+    """Octave bins [1, 2), [2, 4), ... covering gaps up to max_gap."""
+    bins, low = [], 1
+    while low <= max_gap:
+        bins.append((low, 2 * low))
+        low *= 2
+    return bins
