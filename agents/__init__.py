@@ -1,4 +1,4 @@
-"""Agents trained inside the world model and evaluated in the real env (DESIGN.md, the user's path:
+"""Agents trained inside the world model and evaluated in the real env (docs/design.md, the user's path:
 checkpoint -> LSSVWM-Memory-v0 -> PPO -> policy, evaluated back in the real env).
 
     envs.py        the envs agents meet: RealImageEnv (a real env as a Gymnasium Env with the imagined

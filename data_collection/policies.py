@@ -14,7 +14,7 @@ navigating policies walk the maze on purpose:
   per 700 steps, too rarely for a model to learn what a reward looks like.
 - `retrace`: walks a path out, turns around, walks back to its start, turns to its first heading and
   walks the same path out again. The last third of the episode passes the same cells with the same
-  headings as the first third: ground truth for the retrieval benchmark (DESIGN.md, Evaluation).
+  headings as the first third: ground truth for the retrieval benchmark (docs/design.md, "Evaluation protocol").
 
 A policy is named by a spec, `name` or `name:field=value,field=value`, whose fields set the policy's
 config dataclass (ExploreConfig, RetraceConfig); the spec is what the dataset manifest records.

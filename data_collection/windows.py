@@ -3,7 +3,7 @@
 The episodes of a split are decoded once and laid end to end in memory (datasets are at most a few
 GB); window i covers steps [i * stride, i * stride + window) of that stream, so a window may start at
 any step, including an episode's first, and may run across an episode boundary. `episode_start`
-marks where the model must reset its state (DESIGN.md, Training: state resetting). With
+marks where the model must reset its state (docs/design.md, "Training": state resetting). With
 stride == window, consecutive indices are consecutive windows, which is what truncated
 back-propagation through time carries the SSM state across.
 """

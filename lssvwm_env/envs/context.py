@@ -1,4 +1,4 @@
-"""Real context that primes the world model at every reset (DESIGN.md, "The environment"): each
+"""Real context that primes the world model at every reset (docs/design.md, "The environment"): each
 imagined episode starts from real frames and the actions between them, so the model's state holds a
 real past before it generates anything.
 

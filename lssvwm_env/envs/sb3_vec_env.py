@@ -1,7 +1,7 @@
 """The imagined envs as a Stable-Baselines3 VecEnv, so that `PPO("CnnPolicy", LSSVWMSB3VecEnv(...))`
 trains inside the world model.
 
-SB3's VecEnv is not Gymnasium's VectorEnv (STYLE.md): reset() returns observations only; step returns
+SB3's VecEnv is not Gymnasium's VectorEnv (docs/design.md, "The environment"): reset() returns observations only; step returns
 one `done` (terminated or truncated); each finished env's info carries `terminal_observation` and
 `TimeLimit.truncated`, and the env is reset inside the same step.
 """

@@ -1,4 +1,4 @@
-"""The world model served as a Gymnasium environment (DESIGN.md, "The environment").
+"""The world model served as a Gymnasium environment (docs/design.md, "The environment").
 
 `ImaginedBatch` is the core: N imagined envs in one model state, stepped in one forward pass. The
 public envs are views of it:

@@ -1,4 +1,4 @@
-"""The memory benchmark (Po et al. 2025, §5.1; DESIGN.md "Evaluation protocol").
+"""The memory benchmark (Po et al. 2025, §5.1; docs/design.md, "Evaluation protocol").
 
 Prime the model on the first L_c real frames of an episode (`observe`), then generate L_g frames from
 the real actions alone (`imagine`) and compare them with the frames the real env showed:

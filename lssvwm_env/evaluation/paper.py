@@ -1,4 +1,4 @@
-"""The figures Po et al. 2025 report for Memory Maze (arXiv 2505.20171; DESIGN.md), which the
+"""The figures Po et al. 2025 report for Memory Maze (arXiv 2505.20171; docs/design.md), which the
 report puts beside ours. Higher SSIM and PSNR are better, lower LPIPS."""
 
 from __future__ import annotations

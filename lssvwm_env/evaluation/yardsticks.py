@@ -1,4 +1,4 @@
-"""Trivial predictors scored on the same frames as the model (DESIGN.md, "Evaluation protocol"). PSNR
+"""Trivial predictors scored on the same frames as the model (docs/design.md, "Evaluation protocol"). PSNR
 rewards blur, so a model's figure means little alone: one that does not beat these has not learnt the
 world yet, whatever its PSNR.
 

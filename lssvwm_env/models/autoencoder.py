@@ -1,4 +1,4 @@
-"""Frame autoencoder (DESIGN.md, "Frames to tokens"): a small convolutional VAE that maps a 64x64 RGB
+"""Frame autoencoder (docs/design.md, "Frames to tokens"): a small convolutional VAE that maps a 64x64 RGB
 frame to a latent grid (8x8xC by default); each latent cell becomes one token of the dynamics model.
 Its reconstruction PSNR is the ceiling of generated frames (on average: a single generated frame
 can land a little above its reconstruction by chance)."""

@@ -1,4 +1,4 @@
-"""Conditioning on noise level and action (DESIGN.md, "Actions and noise level"): a per-frame vector
+"""Conditioning on noise level and action (docs/design.md, "The model"): a per-frame vector
 that every layer turns into adaptive-norm shifts, scales and gates (adaLN-Zero, Peebles & Xie 2023)."""
 
 from __future__ import annotations

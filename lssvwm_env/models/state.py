@@ -1,5 +1,5 @@
 """The recurrent state of the world model: plain tensors, batch first, so a state can be cloned,
-indexed, stacked, saved and reset per batch element (STYLE.md: state is data)."""
+indexed, stacked, saved and reset per batch element (state is data: an env snapshot is a copy of tensors)."""
 
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ class WindowLanes:
     """`n` lanes, each walking one episode window after window, to its last frame (the last window is
     padded: LatentCache.window). A lane moves to a random new episode when its episode is used up;
     its state is reset then (episode start) and, with probability `reset_prob`, at any other window
-    boundary (state resetting, DESIGN.md). Episodes shorter than a window are used whole, padded:
+    boundary (state resetting, docs/design.md). Episodes shorter than a window are used whole, padded:
     in envs whose episodes end early (MiniGrid) they are the ones that reach the goal."""
 
     def __init__(self, episode_lengths: list[int], n: int, window: int, reset_prob: float) -> None:
