@@ -100,24 +100,19 @@ def imagined_env_id(name: str) -> str | None:
     return env_id if isinstance(entry_point, str) and entry_point.startswith("lssvwm_env.") else None
 
 
-def make_imagined_vec_env(env_id: str, num_envs: int, checkpoint: str | Path | None = None, device: str = "cpu",
-                          sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
-                          dataset: str | Path | None = None, seed: int | None = None, dataset_split: str = "eval",
-                          context_start: str = "first") -> VecEnv:
+def make_imagined_vec_env(env_id: str, num_envs: int, *, seed: int | None = None, **options: Any) -> VecEnv:
     """`num_envs` imagined envs of a registered LSSVWM id as one LSSVWMSB3VecEnv (one forward pass).
-    max_episode_steps None: the id's registered limit. dataset: take reset context from its
-    `dataset_split` episodes, their first frames or (context_start "random") anywhere in them
-    (default: the checkpoint's context.npz)."""
+    options: the fields of ImaginedEnvOptions, by name; max_episode_steps None: the id's registered
+    limit."""
     from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
 
     spec = gymnasium.spec(env_id)
     env_class = gymnasium.envs.registration.load_env_creator(spec.entry_point)
-    if getattr(env_class, "requires_checkpoint", False) and checkpoint is None:
+    if getattr(env_class, "requires_checkpoint", False) and options.get("checkpoint") is None:
         raise ValueError(f"{env_id}: no model ships for this env; pass --checkpoint DIR (a checkpoint or run "
                          "directory of a world model trained on its dataset)")
-    venv = LSSVWMSB3VecEnv(num_envs=num_envs, checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
-                           context=context, max_episode_steps=max_episode_steps or spec.max_episode_steps,
-                           dataset=dataset, dataset_split=dataset_split, context_start=context_start)
+    options["max_episode_steps"] = options.get("max_episode_steps") or spec.max_episode_steps
+    venv = LSSVWMSB3VecEnv(num_envs=num_envs, **options)
     if seed is not None:
         venv.seed(seed)
     return venv

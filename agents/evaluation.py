@@ -142,7 +142,8 @@ def evaluate_in_model(policy: Policy, env_id: str, checkpoint: str | Path | None
                       dataset: str | Path | None = None) -> EvalResult:
     """`policy` inside the world model (the imagined env `env_id` with `checkpoint`): returns are the
     model's predicted rewards. Compared with evaluate_in_real_env this measures the imagination gap."""
-    venv = make_imagined_vec_env(env_id, num_envs, checkpoint, device, sampling_steps, context, max_steps, dataset)
+    venv = make_imagined_vec_env(env_id, num_envs, checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
+                                 context=context, max_episode_steps=max_steps, dataset=dataset)
     try:
         check_fits(policy, venv, env_id)
         label = f"model:{checkpoint if checkpoint is not None else 'default'}"

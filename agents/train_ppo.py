@@ -182,9 +182,10 @@ def make_training_env(args: TrainArgs) -> tuple[VecEnv, str | None, str]:
     real_env = args.real_env or REAL_ENV_OF_ID.get(env_id)
     if real_env is None and args.eval_episodes:
         raise ValueError(f"{env_id}: no real env is known for it; pass --real-env NAME or --eval-episodes 0")
-    venv = make_imagined_vec_env(env_id, args.num_envs, args.checkpoint, args.device, args.sampling_steps,
-                                 args.context, args.max_episode_steps, args.context_dataset, args.seed,
-                                 args.context_split, args.context_start)
+    venv = make_imagined_vec_env(env_id, args.num_envs, seed=args.seed, checkpoint=args.checkpoint, device=args.device,
+                                 sampling_steps=args.sampling_steps, context=args.context,
+                                 max_episode_steps=args.max_episode_steps, dataset=args.context_dataset,
+                                 dataset_split=args.context_split, context_start=args.context_start)
     return venv, env_id, real_env
 
 

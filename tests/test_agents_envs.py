@@ -40,7 +40,7 @@ def test_real_env_passes_gymnasium_and_sb3_checks():
 
 def test_real_env_has_the_imagined_env_spaces(checkpoint):
     real = RealImageEnv(MINIGRID)
-    imagined = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 2, checkpoint, context=4)
+    imagined = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 2, checkpoint=checkpoint, context=4)
     assert real.observation_space == imagined.observation_space
     assert real.action_space == imagined.action_space
     imagined.close()
@@ -106,7 +106,7 @@ def test_harness_splits_episodes_among_envs_and_records_one():
 
 
 def test_harness_inside_the_model_is_reproducible_and_leaves_torch_rng_alone(checkpoint):
-    venv = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 2, checkpoint, context=4, max_episode_steps=4)
+    venv = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 2, checkpoint=checkpoint, context=4, max_episode_steps=4)
     torch.manual_seed(123)
     expected_next = torch.rand(1)
     torch.manual_seed(123)

@@ -213,6 +213,10 @@ def test_bad_arguments_are_named_before_anything_runs(checkpoint, tmp_path):
     for bad in (-1, 0, 1.5, True):
         with pytest.raises(ValueError, match=rf"sampling_steps must be an int >= 1 .*got {bad}"):
             gym.make(ENV_ID, checkpoint=checkpoint, sampling_steps=bad)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'contxt'"):  # a typo is not ignored
+        gym.make(ENV_ID, checkpoint=checkpoint, contxt=4)
+    with pytest.raises(ValueError, match="dataset_split='train' .* pass dataset=DIR too"):
+        LSSVWMEnv(checkpoint="does/not/matter", dataset_split="train")  # refused before the model loads
     if not torch.cuda.is_available():  # the error a CPU-only machine gives; a GPU machine runs on cuda
         with pytest.raises(ValueError, match=r"device='cuda': .*use device='cpu'"):
             gym.make(ENV_ID, checkpoint=checkpoint, device="cuda")

@@ -60,10 +60,11 @@ def bench_real_env(name: str, steps: int, seed: int) -> tuple[dict[str, Any], di
 
 
 def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
-    from lssvwm_env.envs.world_model_env import ImaginedBatch
+    from lssvwm_env.envs.world_model_env import ImaginedBatch, ImaginedEnvOptions
 
-    batch = ImaginedBatch(num_envs, args.checkpoint, args.device, args.sampling_steps, args.context,
-                          dataset=args.dataset)
+    batch = ImaginedBatch(num_envs, ImaginedEnvOptions(checkpoint=args.checkpoint, device=args.device,
+                                                       sampling_steps=args.sampling_steps, context=args.context,
+                                                       dataset=args.dataset))
     batch.seed(np.random.default_rng(args.seed), reseed=True)
     batch.set_source(options)
     rng = np.random.default_rng(args.seed)

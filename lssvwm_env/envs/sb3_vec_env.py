@@ -8,7 +8,6 @@ one `done` (terminated or truncated); each finished env's info carries `terminal
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium
@@ -17,23 +16,19 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from lssvwm_env.envs.world_model_env import MAX_EPISODE_STEPS, EnvSnapshot, ImaginedBatch
+from lssvwm_env.envs.world_model_env import MAX_EPISODE_STEPS, EnvSnapshot, ImaginedBatch, ImaginedEnvOptions
 
 
 class LSSVWMSB3VecEnv(VecEnv):
-    """`num_envs` imagined envs in one forward pass. Keyword arguments: see ImaginedBatch
-    (checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env, dataset_split,
-    context_start).
+    """`num_envs` imagined envs in one forward pass. Keyword arguments: the fields of ImaginedEnvOptions;
+    max_episode_steps defaults to MAX_EPISODE_STEPS, as the TimeLimit that gym.make adds to the
+    Gymnasium ids (SB3 builds no wrapper of its own).
     Seeding: `seed(s)` before `reset()` seeds the context choices and the sampling noise of the
     batch (SB3 stores s, s+1, ... per env; the batch uses s). `set_options({...})` takes a context
     source as Gymnasium reset options do."""
 
-    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, device: str = "cpu",
-                 sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = MAX_EPISODE_STEPS,
-                 dataset: str | Path | None = None, real_env: str | None = None, dataset_split: str = "eval",
-                 context_start: str = "first", render_mode: str | None = None) -> None:
-        self.core = ImaginedBatch(num_envs, checkpoint, device, sampling_steps, context, max_episode_steps,
-                                  dataset, real_env, dataset_split, context_start)
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **options: Any) -> None:
+        self.core = ImaginedBatch(num_envs, ImaginedEnvOptions(**{"max_episode_steps": MAX_EPISODE_STEPS, **options}))
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.render_mode = render_mode

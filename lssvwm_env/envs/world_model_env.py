@@ -64,34 +64,53 @@ class EnvSnapshot:
                 + self.generator_state.numel())
 
 
-class ImaginedBatch:
-    """N imagined envs sharing one world model and one batched state.
+@dataclass(frozen=True)
+class ImaginedEnvOptions:
+    """The keyword arguments every imagined env takes (`gym.make(ID, **options)`, LSSVWMVectorEnv,
+    LSSVWMEnv, LSSVWMSB3VecEnv), declared once and checked before the model loads.
 
-    checkpoint: a checkpoint or run directory (None: the model shipped with the package).
-    context: frames of real context that prime each episode (fewer when the episode is shorter).
     Context comes from `dataset` (a dataset directory: its `dataset_split` episodes, from their first
-    frame or, with context_start="random", from anywhere in them), `real_env` (a live prefix of
-    that real env under a random policy), or else CHECKPOINT/context.npz; a reset's options can
-    replace the source (context.context_from_options), which then serves later resets too.
-    max_episode_steps: imagined steps before truncation (None: never).
+    frame or, with context_start="random", from anywhere in them), `real_env` (a live prefix of that
+    real env under a random policy), or else CHECKPOINT/context.npz; a reset's options can replace the
+    source (context.context_from_options), which then serves later resets too.
     """
 
-    def __init__(self, num_envs: int, checkpoint: str | Path | None = None, device: str | torch.device = "cpu",
-                 sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
-                 dataset: str | Path | None = None, real_env: str | None = None, dataset_split: str = "eval",
-                 context_start: str = "first") -> None:
+    checkpoint: str | Path | None = None  # a checkpoint or run directory (None: the shipped model)
+    device: str | torch.device = "cpu"
+    sampling_steps: int | None = None  # denoising passes per imagined frame (None: the model's own)
+    context: int = 32  # frames of real context that prime an episode (fewer when the episode is shorter)
+    max_episode_steps: int | None = None  # imagined steps before truncation (None: never)
+    dataset: str | Path | None = None
+    real_env: str | None = None
+    dataset_split: str = "eval"
+    context_start: str = "first"
+
+    def __post_init__(self) -> None:
+        if self.context < 1:
+            raise ValueError(f"context must be >= 1 frame of real context, got {self.context}")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {self.max_episode_steps}")
+        steps = self.sampling_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"sampling_steps must be an int >= 1 (denoising passes per imagined frame) or None "
+                             f"for the model's own, got {steps!r}")
+        if self.dataset is not None and self.real_env is not None:
+            raise ValueError("give dataset= or real_env= as the context source, not both")
+        if self.dataset is None and (self.dataset_split, self.context_start) != ("eval", "first"):
+            raise ValueError(f"dataset_split={self.dataset_split!r} and context_start={self.context_start!r} choose "
+                             "where in a dataset episodes start; pass dataset=DIR too")
+
+
+class ImaginedBatch:
+    """N imagined envs sharing one world model and one batched state (`options`: ImaginedEnvOptions)."""
+
+    def __init__(self, num_envs: int, options: ImaginedEnvOptions) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if context < 1:
-            raise ValueError(f"context must be >= 1 frame of real context, got {context}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
-        if sampling_steps is not None and (isinstance(sampling_steps, bool)
-                                           or not isinstance(sampling_steps, (int, np.integer)) or sampling_steps < 1):
-            raise ValueError(f"sampling_steps must be an int >= 1 (denoising passes per imagined frame) or None "
-                             f"for the model's own, got {sampling_steps!r}")
-        self.checkpoint_dir = resolve_checkpoint_dir(checkpoint)
-        self.model = load_world_model(self.checkpoint_dir, device)
+        self.options = options
+        context, max_episode_steps, sampling_steps = options.context, options.max_episode_steps, options.sampling_steps
+        self.checkpoint_dir = resolve_checkpoint_dir(options.checkpoint)
+        self.model = load_world_model(self.checkpoint_dir, options.device)
         config = self.model.config
         if config.backbone.action.kind != "discrete":
             raise ValueError(f"{self.checkpoint_dir}: the model takes continuous actions; the env serves "
@@ -107,15 +126,11 @@ class ImaginedBatch:
         self.frame_shape = (size, size, 3)
 
         self.source: ContextSource | None = None
-        if dataset is not None and real_env is not None:
-            raise ValueError("give dataset= or real_env= as the context source, not both")
-        if dataset is None and (dataset_split, context_start) != ("eval", "first"):
-            raise ValueError(f"dataset_split={dataset_split!r} and context_start={context_start!r} choose where in "
-                             "a dataset episodes start; pass dataset=DIR too")
-        if dataset is not None:
-            self.source = DatasetEpisodes(dataset, self.num_actions, self.frame_shape, dataset_split, context_start)
-        elif real_env is not None:
-            self.source = RealEnvPrefix(real_env, self.num_actions, self.frame_shape)
+        if options.dataset is not None:
+            self.source = DatasetEpisodes(options.dataset, self.num_actions, self.frame_shape, options.dataset_split,
+                                          options.context_start)
+        elif options.real_env is not None:
+            self.source = RealEnvPrefix(options.real_env, self.num_actions, self.frame_shape)
         elif (self.checkpoint_dir / CONTEXT_FILE).exists():
             self.source = EpisodeArrays.from_file(self.checkpoint_dir / CONTEXT_FILE, self.num_actions,
                                                   self.frame_shape)
@@ -243,7 +258,7 @@ class LSSVWMVectorEnv(VectorEnv):
 
     Observations: the generated frames, (N, 64, 64, 3) uint8. Actions: (N,) in Discrete(n), n from the
     model config. Rewards and termination: predicted; truncation: `max_episode_steps`.
-    Keyword arguments: see ImaginedBatch. reset(seed=) seeds the choice of context episodes and the
+    Keyword arguments: the fields of ImaginedEnvOptions. reset(seed=) seeds the choice of context episodes and the
     sampling noise (the same seed and actions give the same frames); reset(options=) takes a context
     source ({"frames", "actions"} / {"dataset"[, "split", "start"]} / {"real_env"}) and Gymnasium's
     "reset_mask".
@@ -253,14 +268,11 @@ class LSSVWMVectorEnv(VectorEnv):
                                           "autoreset_mode": AutoresetMode.NEXT_STEP}
     requires_checkpoint: ClassVar[bool] = False  # True for ids whose model does not ship with the package
 
-    def __init__(self, num_envs: int = 1, checkpoint: str | Path | None = None, device: str = "cpu",
-                 sampling_steps: int | None = None, context: int = 32, max_episode_steps: int | None = None,
-                 dataset: str | Path | None = None, real_env: str | None = None, dataset_split: str = "eval",
-                 context_start: str = "first", render_mode: str | None = None) -> None:
-        _check_checkpoint_given(type(self), checkpoint)
+    def __init__(self, num_envs: int = 1, render_mode: str | None = None, **options: Any) -> None:
         _check_render_mode(self.metadata, render_mode)
-        self.core = ImaginedBatch(num_envs, checkpoint, device, sampling_steps, context, max_episode_steps,
-                                  dataset, real_env, dataset_split, context_start)
+        options = ImaginedEnvOptions(**options)
+        _check_checkpoint_given(type(self), options.checkpoint)
+        self.core = ImaginedBatch(num_envs, options)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
@@ -320,20 +332,17 @@ class LSSVWMEnv(gymnasium.Env):
     Observation: the generated frame, Box(0, 255, (64, 64, 3), uint8). Action: Discrete(n) from the
     model config. Reward and termination: predicted by the model; truncation: `max_episode_steps`
     (gym.make's max_episode_steps= adds Gymnasium's TimeLimit instead). render_mode "rgb_array"
-    returns the frame; "human" shows it in a pygame window. Keyword arguments: see ImaginedBatch.
+    returns the frame; "human" shows it in a pygame window. Keyword arguments: the fields of ImaginedEnvOptions.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
     requires_checkpoint: ClassVar[bool] = False
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", sampling_steps: int | None = None,
-                 context: int = 32, max_episode_steps: int | None = None, dataset: str | Path | None = None,
-                 real_env: str | None = None, dataset_split: str = "eval", context_start: str = "first",
-                 render_mode: str | None = None) -> None:
-        _check_checkpoint_given(type(self), checkpoint)
+    def __init__(self, render_mode: str | None = None, **options: Any) -> None:
         _check_render_mode(self.metadata, render_mode)
-        self.core = ImaginedBatch(1, checkpoint, device, sampling_steps, context, max_episode_steps, dataset, real_env,
-                                  dataset_split, context_start)
+        options = ImaginedEnvOptions(**options)
+        _check_checkpoint_given(type(self), options.checkpoint)
+        self.core = ImaginedBatch(1, options)
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
         self.action_space = spaces.Discrete(self.core.num_actions)

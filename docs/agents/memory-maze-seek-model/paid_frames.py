@@ -23,7 +23,7 @@ EPISODES, STEPS, ROWS, FRAMES_PER_ROW, PAID = 4, 500, 8, 4, 0.05
 
 torch.set_num_threads(2)
 policy, _ = load_policy("runs/compare-mm9s/imagined")
-venv = make_imagined_vec_env("LSSVWM-Memory-v0", EPISODES, "runs/mm9s-model", context=1, max_episode_steps=STEPS)
+venv = make_imagined_vec_env("LSSVWM-Memory-v0", EPISODES, checkpoint="runs/mm9s-model", context=1, max_episode_steps=STEPS)
 venv.seed(10000)
 torch.manual_seed(10000)
 obs = venv.reset()
