@@ -29,7 +29,7 @@ def export_checkpoint(run: Path, data: Path, out: Path, context_episodes: int, c
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors", "model_card.md"):
+    for name in ("config.json", "model.safetensors", "training.json", "model_card.md"):
         if (source / name).exists():
             shutil.copy2(source / name, tmp / name)
     if predict_from is not None:

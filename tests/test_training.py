@@ -46,7 +46,7 @@ def finished_run(dataset, tmp_path_factory) -> Path:
     return out
 
 
-def test_train_end_to_end(finished_run):
+def test_train_end_to_end(dataset, finished_run):
     state = json.loads((finished_run / "checkpoint" / "training_state.json").read_text())
     assert state["progress"]["stage"] == "done"
     assert state["progress"]["dynamics_step"] == 10  # tiny curriculum: 6 + 4 steps
@@ -65,6 +65,14 @@ def test_train_end_to_end(finished_run):
     assert 0.0 == record["reward_range"][0] <= record["reward_range"][1] < 1.0 and record["transitions"] > 0
     assert model.heads.reward_range.tolist() == pytest.approx(record["reward_range"])
     assert "imagined rewards are kept in that range" in card
+    # How it was trained, as data: training.json, which the card renders and the evaluations read.
+    from lssvwm_env.evaluation.memory import checkpoint_info
+    from lssvwm_env.training.train import render_model_card
+    trained = json.loads((finished_run / "checkpoint" / "training.json").read_text())
+    assert trained["dynamics_steps"] == 10 and trained["stage"] == "done" and trained["data"] == str(dataset)
+    assert render_model_card(trained) == (finished_run / "checkpoint" / "model_card.md").read_text()
+    info = checkpoint_info(finished_run, model)
+    assert info["training"]["dynamics_steps"] == 10 and info["training_data"]["path"] == str(dataset)
 
 
 def test_training_trains(dataset, finished_run):

@@ -241,8 +241,6 @@ def summarise(scores: dict[str, np.ndarray], gaps: np.ndarray | None, kinds: np.
 
 def checkpoint_info(checkpoint: str | Path | None, model) -> dict:
     """What the report needs to say about the model: where it is, its size, how it was trained."""
-    import re
-
     from lssvwm_env.checkpoint import read_config, resolve_checkpoint_dir
 
     directory = resolve_checkpoint_dir(checkpoint)
@@ -255,33 +253,20 @@ def checkpoint_info(checkpoint: str | Path | None, model) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "autoencoder_parameters": sum(p.numel() for p in model.autoencoder.parameters()),
     }
-    card = directory / "model_card.md"
-    card_text = card.read_text() if card.exists() else ""
-    training_state = directory / "training_state.json"
-    # A training run's checkpoint holds its counters; an exported inference checkpoint keeps only the
-    # model card `lssvwm train` wrote, whose lines "autoencoder steps N/..", "dynamics steps N/..",
-    # "wall time: M min" say the same.
-    if training_state.exists():
-        progress = json.loads(training_state.read_text()).get("progress", {})
-        counters = {"autoencoder_steps": progress.get("autoencoder_step"), "dynamics_steps": progress.get("dynamics_step"),
-                    "wall_time_min": round(progress.get("wall_time_s", 0.0) / 60, 1)}
-    else:
-        found = [re.search(pattern, card_text) for pattern in
-                 (r"autoencoder steps (\d+)", r"dynamics steps (\d+)", r"wall time: ([\d.]+) min")]
-        counters = ({"autoencoder_steps": int(found[0].group(1)), "dynamics_steps": int(found[1].group(1)),
-                     "wall_time_min": float(found[2].group(1))} if all(found) else None)
-    if counters:
+    # training.json: what `lssvwm train` recorded (an exported checkpoint keeps it); a checkpoint from
+    # before the record says nothing about its training.
+    record_path = directory / "training.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    if record:
         info["training"] = {
-            **counters,
-            "curriculum": config.get("dynamics_training", {}).get("curriculum"),
+            "autoencoder_steps": record["autoencoder_steps"], "dynamics_steps": record["dynamics_steps"],
+            "wall_time_min": record["wall_time_min"], "curriculum": record["curriculum"],
             "long_context_prob": config.get("model", {}).get("diffusion", {}).get("long_context_prob"),
         }
-    found = re.search(r"^- data: `([^`]*)`", card_text, flags=re.MULTILINE)
-    if found:
-        info["training_data"] = {"path": found.group(1)}
+        info["training_data"] = {"path": record["data"]}
         from data_collection.dataset import Dataset, DatasetError
         try:  # the path is as `lssvwm train` was given it: relative to where it ran
-            info["training_data"].update(dataset_info(Dataset.open(found.group(1))))
+            info["training_data"].update(dataset_info(Dataset.open(record["data"])))
         except (DatasetError, OSError):  # moved or deleted data only loses a line of the report
             pass
     return info

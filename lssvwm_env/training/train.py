@@ -135,6 +135,7 @@ class Trainer:
             "model.safetensors": self.inference_weights(),
             "training_state.safetensors": state,
             "training_state.json": record,
+            "training.json": self.training_record(),
             "model_card.md": self.model_card().encode(),
         })
 
@@ -179,38 +180,25 @@ class Trainer:
             tqdm.write(f"resumed {self.run_dir} at stage {self.progress.stage}, autoencoder step "
                        f"{self.progress.autoencoder_step}, dynamics step {self.progress.dynamics_step}")
 
-    def model_card(self) -> str:
+    def training_record(self) -> dict:
+        """training.json: how this checkpoint was trained, as data (the model card renders it; the
+        evaluations and the report read it)."""
         c, p = self.config, self.progress
-        n_params = sum(t.numel() for t in self.model.parameters())
-        lines = [
-            f"# lssvwm world model ({c.preset} preset, variant `{c.model.variant}`)", "",
-            f"- command: `{' '.join(self.command)}`",
-            f"- data: `{self.data_dir}`",
-            f"- parameters: {n_params / 1e6:.2f} M (autoencoder {sum(t.numel() for t in self.model.autoencoder.parameters()) / 1e6:.2f} M)",
-            f"- stage: {p.stage}; autoencoder steps {p.autoencoder_step}/{c.autoencoder_training.iterations}; "
-            f"dynamics steps {p.dynamics_step}/{c.dynamics_training.total_iterations}",
-            f"- curriculum: " + ", ".join(f"{s.window} frames x {s.iterations} steps (batch {s.batch_size})"
-                                         for s in c.dynamics_training.curriculum),
-            f"- processes: {self.dist.world_size}; wall time: {p.wall_time_s / 60:.1f} min",
-            *([f"- training data: rewards in [{self.training_data['reward_range'][0]:g}, "
-               f"{self.training_data['reward_range'][1]:g}]"
-               + (f" (values {', '.join(f'{v:g}' for v in self.training_data['reward_values'])})"
-                  if self.training_data["reward_values"] is not None else "")
-               + f", {self.training_data['termination_rate']:.4f} of {self.training_data['transitions']:,} "
-               "transitions end an episode; imagined rewards are kept in that range"]
-              if self.training_data else []),
-            "", "## Held-out metrics", "",
-        ]
-        if p.metrics:
-            keys = sorted({k for m in p.metrics for k in m})
-            lines.append("| " + " | ".join(keys) + " |")
-            lines.append("|" + "---|" * len(keys))
-            for m in p.metrics:
-                lines.append("| " + " | ".join(f"{m[k]:.4g}" if isinstance(m.get(k), float) else str(m.get(k, ""))
-                                               for k in keys) + " |")
-        else:
-            lines.append("(none yet)")
-        return "\n".join(lines) + "\n"
+        return {
+            "command": list(self.command), "data": str(self.data_dir), "preset": c.preset, "variant": c.model.variant,
+            "parameters": sum(t.numel() for t in self.model.parameters()),
+            "autoencoder_parameters": sum(t.numel() for t in self.model.autoencoder.parameters()),
+            "stage": p.stage, "autoencoder_steps": p.autoencoder_step,
+            "autoencoder_iterations": c.autoencoder_training.iterations,
+            "dynamics_steps": p.dynamics_step, "dynamics_iterations": c.dynamics_training.total_iterations,
+            "curriculum": [{"window": s.window, "iterations": s.iterations, "batch_size": s.batch_size}
+                           for s in c.dynamics_training.curriculum],
+            "processes": self.dist.world_size, "wall_time_min": round(p.wall_time_s / 60, 1),
+            "training_data": self.training_data, "metrics": p.metrics,
+        }
+
+    def model_card(self) -> str:
+        return render_model_card(self.training_record())
 
     def log(self, step_name: str, step: int, values: dict[str, float]) -> None:
         if not self.dist.is_main:
@@ -551,6 +539,38 @@ def run(args: argparse.Namespace) -> int:
         return 1
     return 0
 
+def render_model_card(record: dict) -> str:
+    """The model card (markdown) of a training.json record."""
+    r, data = record, record.get("training_data")
+    lines = [
+        f"# lssvwm world model ({r['preset']} preset, variant `{r['variant']}`)", "",
+        f"- command: `{' '.join(r['command'])}`",
+        f"- data: `{r['data']}`",
+        f"- parameters: {r['parameters'] / 1e6:.2f} M (autoencoder {r['autoencoder_parameters'] / 1e6:.2f} M)",
+        f"- stage: {r['stage']}; autoencoder steps {r['autoencoder_steps']}/{r['autoencoder_iterations']}; "
+        f"dynamics steps {r['dynamics_steps']}/{r['dynamics_iterations']}",
+        "- curriculum: " + ", ".join(f"{s['window']} frames x {s['iterations']} steps (batch {s['batch_size']})"
+                                     for s in r["curriculum"]),
+        f"- processes: {r['processes']}; wall time: {r['wall_time_min']:.1f} min",
+        *([f"- training data: rewards in [{data['reward_range'][0]:g}, {data['reward_range'][1]:g}]"
+           + (f" (values {', '.join(f'{v:g}' for v in data['reward_values'])})"
+              if data["reward_values"] is not None else "")
+           + f", {data['termination_rate']:.4f} of {data['transitions']:,} "
+           "transitions end an episode; imagined rewards are kept in that range"]
+          if data else []),
+        "", "## Held-out metrics", "",
+    ]
+    metrics = r["metrics"]
+    if metrics:
+        keys = sorted({k for m in metrics for k in m})
+        lines.append("| " + " | ".join(keys) + " |")
+        lines.append("|" + "---|" * len(keys))
+        for m in metrics:
+            lines.append("| " + " | ".join(f"{m[k]:.4g}" if isinstance(m.get(k), float) else str(m.get(k, ""))
+                                           for k in keys) + " |")
+    else:
+        lines.append("(none yet)")
+    return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":  # torchrun --nproc_per_node=N -m lssvwm_env.training.train --data ... --out ...
     parser = argparse.ArgumentParser(prog="lssvwm_env.training.train", description=__doc__)
