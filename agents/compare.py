@@ -35,9 +35,8 @@ import torch
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id
 from agents.evaluation import EvalResult, evaluate_in_model, evaluate_in_real_env
 from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
-from agents.train_ppo import EVAL_SEED, TrainArgs, check_flags, train
-from data_collection.dataset import SPLITS
-from lssvwm_env.envs.context import CONTEXT_STARTS
+from agents.train_ppo import (EVAL_SEED, SHARED_FIELDS, TrainArgs, add_ppo_arguments, add_warm_start_arguments,
+                              add_world_model_arguments, check_flags, train)
 from data_collection.files import write_json_atomic
 
 
@@ -107,7 +106,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--real-env", required=True, help="the real env (memory-maze-9x9, minigrid-memory, ...)")
     parser.add_argument("--env", help="the imagined id (default: the one of --real-env)")
-    parser.add_argument("--checkpoint", help="world model checkpoint or run directory (default: the shipped model)")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--dataset", help="the world model's dataset: the model-free agent gets as many real steps "
                                           "as all its episodes hold")
@@ -115,36 +113,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--imagined-policy", help="a finished agents.train_ppo run in imagination (else: train one)")
     parser.add_argument("--imagined-timesteps", type=int, default=100_000, help="imagined steps when training one")
     parser.add_argument("--model-free-policy", help="a finished model-free run (else: train one)")
-    parser.add_argument("--algo", default="ppo", choices=["ppo", "recurrent_ppo"], help="for the agents trained here")
-    parser.add_argument("--num-envs", type=int, default=8, help="training envs")
-    parser.add_argument("--n-steps", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--n-epochs", type=int, default=4)
-    parser.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
-    parser.add_argument("--context", type=int, default=32, help="real frames priming each imagined episode")
-    parser.add_argument("--context-dataset", help="imagination training: prime episodes from this dataset "
-                                                  "(default: CHECKPOINT/context.npz); see agents.train_ppo")
-    parser.add_argument("--context-split", choices=list(SPLITS), default="eval")
-    parser.add_argument("--context-start", choices=list(CONTEXT_STARTS), default="first")
-    parser.add_argument("--bc-dataset", help="warm-start the imagination agent by behaviour cloning on this dataset "
-                                             "(see agents.train_ppo), and add the warm start alone as a row")
-    parser.add_argument("--bc-epochs", type=int, default=TrainArgs.bc_epochs)
-    parser.add_argument("--bc-anchor", type=float, metavar="COEF",
-                        help="keep the imagination agent near its warm start: PPO's entropy bonus becomes COEF * "
-                             "KL(policy ‖ warm start) (see agents.train_ppo --bc-anchor)")
-    parser.add_argument("--subprocesses", action="store_true", help="model-free training: one process per real env")
-    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and env")
-    parser.add_argument("--max-steps", type=int, help="cut evaluation episodes at this many steps")
-    parser.add_argument("--eval-envs", type=int, default=1)
-    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED)
-    parser.add_argument("--deterministic", action="store_true", help="argmax actions in evaluation")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument("--baselines-from", type=Path,
-                        help="a previous agents.compare --out: reuse its random and model-free rows if they were "
-                             "evaluated on the same real episodes (and the model-free one from --model-free-policy)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    # The agents trained here take agents.train_ppo's flags, with its meanings (--bc-dataset also adds
+    # the warm start alone as a row).
+    add_world_model_arguments(parser)
+    add_warm_start_arguments(parser)
+    add_ppo_arguments(parser)
+    group = parser.add_argument_group("evaluation (the same seeded real episodes for every agent)")
+    group.add_argument("--episodes", type=int, default=10, help="evaluation episodes per agent and env")
+    group.add_argument("--max-steps", type=int, help="cut evaluation episodes at this many steps")
+    group.add_argument("--eval-envs", type=int, default=1)
+    group.add_argument("--eval-seed", type=int, default=EVAL_SEED)
+    group.add_argument("--deterministic-eval", action="store_true", help="argmax actions (default: sampled)")
+    group.add_argument("--baselines-from", type=Path,
+                       help="a previous agents.compare --out: reuse its random and model-free rows if they were "
+                            "evaluated on the same real episodes (and the model-free one from --model-free-policy)")
 
 
 def trained_run(out: Path, train_args: TrainArgs, progress: bool) -> Path:
@@ -153,9 +135,13 @@ def trained_run(out: Path, train_args: TrainArgs, progress: bool) -> Path:
         settings = read_summary(out)
         wanted, defaults = train_args.to_json(), TrainArgs(env="", out=Path()).to_json()
         # Runs written before a setting existed ran with its default.
-        same = all(settings.get("settings", {}).get(k, defaults[k]) == wanted[k] for k in (
-            "env", "timesteps", "algo", "checkpoint", "context", "context_dataset", "context_split", "context_start",
-            "max_episode_steps", "bc_dataset", "bc_epochs", "bc_anchor", "ent_coef"))
+        saved = {**defaults, **settings.get("settings", {})}
+        saved["bc_anchor"] = anchor_coef(saved)
+        keys = ["env", "timesteps", "algo", "checkpoint", "context", "context_dataset", "context_split",
+                "context_start", "max_episode_steps", "bc_dataset", "bc_epochs", "bc_anchor"]
+        if wanted["bc_anchor"] is None:  # anchored, the KL coefficient replaces the entropy's
+            keys.append("ent_coef")
+        same = all(saved[k] == wanted[k] for k in keys)
         if settings.get("status") == "done" and same:
             print(f"reusing {out} (done, {settings['timesteps']} timesteps)")
             return out
@@ -177,10 +163,13 @@ def run(args: argparse.Namespace) -> int:
     budget = dataset_steps(args.dataset) if args.dataset else None
     real_steps = budget["total"] if budget else args.real_steps
     evaluation = dict(episodes=args.episodes, max_steps=args.max_steps, seed=args.eval_seed, num_envs=args.eval_envs,
-                      deterministic=args.deterministic)
-    common = dict(algo=args.algo, num_envs=args.num_envs, seed=args.seed, n_steps=args.n_steps,
-                  batch_size=args.batch_size, n_epochs=args.n_epochs, max_episode_steps=args.max_episode_steps,
-                  eval_episodes=0, device=args.device, threads=args.threads)
+                      deterministic=args.deterministic_eval)
+    shared = {name: getattr(args, name) for name in SHARED_FIELDS}
+    world_model = {k: shared.pop(k) for k in ("checkpoint", "context", "context_dataset", "context_split",
+                                             "context_start", "sampling_steps")}
+    warm_start = {k: shared.pop(k) for k in ("bc_dataset", "bc_epochs", "bc_anchor")}
+    subprocesses = shared.pop("subprocesses")
+    common = dict(shared, eval_episodes=0)  # PPO, the run, and the training episodes' step limit
     rows: list[Row] = []
     baselines = Baselines(args.baselines_from, args.real_env, evaluation)
 
@@ -191,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     model_free_dir = Path(args.model_free_policy) if args.model_free_policy else trained_run(
         out / "model_free", TrainArgs(env=args.real_env, out=out / "model_free", timesteps=real_steps,
-                                      subprocesses=args.subprocesses, **common), args.progress)
+                                      subprocesses=subprocesses, **common), args.progress)
     model_free_path = str(model_free_dir.resolve())
     model_free_row = baselines.find("model-free", model_free_path)
     if model_free_row is None:
@@ -213,13 +202,9 @@ def run(args: argparse.Namespace) -> int:
                         evaluate_in_real_env(policy, args.real_env, **evaluation), policy=str(cloned_dir.resolve())))
         print(f"behaviour cloning: {rows[-1].real.line()}")
 
-    anchor = {} if args.bc_anchor is None else {"bc_anchor": True, "ent_coef": args.bc_anchor}
     imagined_dir = Path(args.imagined_policy) if args.imagined_policy else trained_run(
         out / "imagined", TrainArgs(env=env_id, out=out / "imagined", timesteps=args.imagined_timesteps,
-                                    real_env=args.real_env, checkpoint=args.checkpoint, context=args.context,
-                                    context_dataset=args.context_dataset, context_split=args.context_split,
-                                    context_start=args.context_start, bc_dataset=args.bc_dataset,
-                                    bc_epochs=args.bc_epochs, **common, **anchor), args.progress)
+                                    real_env=args.real_env, **world_model, **warm_start, **common), args.progress)
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
     checkpoint = args.checkpoint or summary.get("checkpoint")
@@ -242,6 +227,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def anchor_coef(settings: dict[str, Any]) -> float | None:
+    """The KL coefficient of a run's --bc-anchor; runs from before it took COEF said `true` and used
+    ent_coef as the coefficient."""
+    anchor = settings.get("bc_anchor")
+    return settings.get("ent_coef") if anchor is True else (anchor or None)
+
+
 def imagined_training(summary: dict[str, Any]) -> str:
     """Where an imagination run trained, for the table: the id, its budget and, when not the
     checkpoint's context, where its episodes started."""
@@ -255,7 +247,7 @@ def imagined_training(summary: dict[str, Any]) -> str:
     if settings.get("bc_dataset"):
         where += f"; warm start: behaviour cloning on {settings['bc_dataset']}"
         if settings.get("bc_anchor"):
-            where += f", held by {settings['ent_coef']} x KL to it"
+            where += f", held by {anchor_coef(settings)} x KL to it"
     return where + ")"
 
 
@@ -314,8 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     ns = parser.parse_args(argv)
     check_flags(parser, ns)
-    if ns.bc_anchor is not None and ns.bc_anchor <= 0:
-        parser.error(f"--bc-anchor {ns.bc_anchor}: the KL coefficient must be > 0")
     return run(ns)
 
 

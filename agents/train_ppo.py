@@ -76,7 +76,7 @@ class TrainArgs:
     # warm start (PPO only): behaviour cloning + value regression on a dataset before PPO
     bc_dataset: str | None = None
     bc_epochs: int = 4
-    bc_anchor: bool = False  # PPO's entropy bonus becomes ent_coef * KL(policy ‖ warm start) (agents/anchor.py)
+    bc_anchor: float | None = None  # COEF: PPO's entropy bonus becomes COEF * KL(policy ‖ warm start) (agents/anchor.py)
     subprocesses: bool = False  # real envs: one process each
     # evaluation in the real env
     real_env: str | None = None  # None: the env itself (model-free) or the id's real env
@@ -106,16 +106,9 @@ class TrainArgs:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+# Flags agents.compare shares with this command: one declaration, one meaning (TrainArgs' fields).
+def add_world_model_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainArgs(env="", out=Path())
-    parser.add_argument("--env", required=True,
-                        help="LSSVWM-Memory-v0 / LSSVWM-MiniGrid-v0 (train inside the world model) or a real env "
-                             "(memory-maze-9x9, minigrid-memory, ...) for a model-free baseline")
-    parser.add_argument("--out", type=Path, required=True, help="run directory")
-    parser.add_argument("--algo", choices=list(ALGOS), default=defaults.algo)
-    parser.add_argument("--timesteps", type=int, default=defaults.timesteps)
-    parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     group = parser.add_argument_group("world model (imagined envs)")
     group.add_argument("--checkpoint", help="world model checkpoint or run directory (default: the shipped model)")
     group.add_argument("--context", type=int, default=defaults.context, help="real frames priming each episode")
@@ -128,14 +121,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "in them, for short imagined episodes from every situation the data holds")
     group.add_argument("--sampling-steps", type=int, help="denoising steps per frame (default: the model's)")
     group.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
-    parser.add_argument("--subprocesses", action="store_true", help="real envs: one process per env")
+
+
+def add_warm_start_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainArgs(env="", out=Path())
     group = parser.add_argument_group("warm start (agents/behavior_cloning.py)")
     group.add_argument("--bc-dataset", help="before PPO, imitate this dataset's actions and regress its returns "
                                             "(usually the world model's dataset); with --timesteps 0, only that")
     group.add_argument("--bc-epochs", type=int, default=defaults.bc_epochs, help="passes over its train episodes")
-    group.add_argument("--bc-anchor", action="store_true",
-                       help="keep PPO near the warm start: its entropy bonus becomes a penalty on KL(policy ‖ warm "
-                            "start), weighed by --ent-coef (on Memory Maze 0.1 and 0.3 held it; docs/agents/README.md)")
+    group.add_argument("--bc-anchor", type=float, metavar="COEF",
+                       help="keep PPO near the warm start: its entropy bonus becomes COEF * KL(policy ‖ warm "
+                            "start) (on Memory Maze 0.1 and 0.3 held it; docs/agents/README.md)")
+
+
+def add_ppo_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainArgs(env="", out=Path())
+    group = parser.add_argument_group("PPO")
+    group.add_argument("--algo", choices=list(ALGOS), default=defaults.algo)
+    group.add_argument("--num-envs", type=int, default=defaults.num_envs, help="training envs")
+    group.add_argument("--seed", type=int, default=defaults.seed, help="training seed")
+    for name in ("n_steps", "batch_size", "n_epochs"):
+        group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef", "clip_range"):
+        group.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
+    group.add_argument("--subprocesses", action="store_true", help="real envs: one process per env")
+    group.add_argument("--device", default=defaults.device)
+    group.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    group.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+SHARED_FIELDS = ("checkpoint", "context", "context_dataset", "context_split", "context_start", "sampling_steps",
+                 "max_episode_steps", "bc_dataset", "bc_epochs", "bc_anchor", "algo", "num_envs", "seed", "n_steps",
+                 "batch_size", "n_epochs", "learning_rate", "gamma", "gae_lambda", "ent_coef", "clip_range",
+                 "subprocesses", "device", "threads", "progress")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainArgs(env="", out=Path())
+    parser.add_argument("--env", required=True,
+                        help="LSSVWM-Memory-v0 / LSSVWM-MiniGrid-v0 (train inside the world model) or a real env "
+                             "(memory-maze-9x9, minigrid-memory, ...) for a model-free baseline")
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("--timesteps", type=int, default=defaults.timesteps)
+    add_world_model_arguments(parser)
+    add_warm_start_arguments(parser)
+    add_ppo_arguments(parser)
     group = parser.add_argument_group("evaluation in the real env")
     group.add_argument("--real-env", help="real env to evaluate in (default: the env the id's model was trained on)")
     group.add_argument("--eval-every", type=int, default=defaults.eval_every, help="timesteps; 0: final only")
@@ -144,15 +174,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-envs", type=int, default=defaults.eval_envs)
     group.add_argument("--eval-seed", type=int, default=defaults.eval_seed)
     group.add_argument("--deterministic-eval", action="store_true", help="argmax actions (default: sampled)")
-    group = parser.add_argument_group("PPO")
-    for name in ("n_steps", "batch_size", "n_epochs"):
-        group.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef", "clip_range"):
-        group.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name))
     parser.add_argument("--save-every", type=int, default=defaults.save_every, help="timesteps; 0: no checkpoints")
-    parser.add_argument("--device", default=defaults.device)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--overwrite", action="store_true", help="reuse an --out that holds a finished run")
 
 
@@ -165,8 +187,10 @@ def check_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None
     if ns.bc_dataset is not None and ALGOS[ns.algo].recurrent:
         parser.error(f"--bc-dataset warm-starts --algo ppo only, not {ns.algo} (its LSTM would need whole "
                      "sequences)")
-    if ns.bc_anchor and ns.bc_dataset is None:
+    if ns.bc_anchor is not None and ns.bc_dataset is None:
         parser.error("--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too")
+    if ns.bc_anchor is not None and ns.bc_anchor <= 0:
+        parser.error(f"--bc-anchor {ns.bc_anchor}: the KL coefficient must be > 0")
 
 
 def args_from_namespace(ns: argparse.Namespace) -> TrainArgs:
@@ -201,7 +225,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
             raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
                              "need whole sequences); drop --bc-dataset or use --algo ppo")
         Dataset.open(args.bc_dataset)  # a missing or bad manifest fails here, before the world model loads
-    elif args.bc_anchor:
+    elif args.bc_anchor is not None:
         raise ValueError("bc_anchor keeps PPO near the warm start; set bc_dataset too")
     out = Path(args.out)
     if (out / SUMMARY_FILE).exists() and not args.overwrite:
@@ -214,11 +238,13 @@ def train(args: TrainArgs) -> dict[str, Any]:
     venv, env_id, real_env = make_training_env(args)
     imagined = env_id is not None
     rollout = args.n_steps * args.num_envs
-    policy = AnchoredCnnPolicy if args.bc_anchor else algo.policy
+    anchored = args.bc_anchor is not None
+    policy = AnchoredCnnPolicy if anchored else algo.policy
     model = algo.cls(policy, VecMonitor(venv), n_steps=args.n_steps,
                      batch_size=min(args.batch_size, rollout),  # SB3 needs batch_size <= n_steps x num_envs
                      n_epochs=args.n_epochs, learning_rate=args.learning_rate, gamma=args.gamma,
-                     gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, clip_range=args.clip_range,
+                     gae_lambda=args.gae_lambda, ent_coef=args.bc_anchor if anchored else args.ent_coef,
+                     clip_range=args.clip_range,
                      seed=args.seed, device=args.device, tensorboard_log=str(out / "tensorboard"), verbose=0)
 
     summary: dict[str, Any] = {
@@ -264,7 +290,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         summary["behavior_cloning"] = clone_behavior(
             model.policy, CloneConfig(args.bc_dataset, epochs=args.bc_epochs, gamma=args.gamma, seed=args.seed),
             args.progress)
-        if args.bc_anchor:
+        if anchored:
             model.policy.set_anchor()
     write_summary("running")
     status = "interrupted"

@@ -125,19 +125,19 @@ def test_anchor_replaces_the_entropy_with_the_kl_to_the_warm_start(dataset, tmp_
 
 
 def test_anchored_ppo_stays_nearer_the_warm_start_than_entropy_bonus_ppo(dataset, tmp_path):
-    """Same warm start, same ent_coef: with the anchor PPO is pulled towards the cloned policy, without
-    it towards the uniform one; on the real env's frames the anchored policy ends nearer the clone."""
+    """Same warm start, the same weight: with the anchor (--bc-anchor 1.0) PPO is pulled towards the cloned
+    policy, without it (--ent-coef 1.0) towards the uniform one; on the real env's frames the anchored
+    policy ends nearer the clone."""
     frames = real_frames(64)
     start = action_probabilities(load_policy(cloned_run(dataset, tmp_path / "bc"))[0].policy, frames)
-    ppo = ("--timesteps", "1024", "--n-steps", "128", "--n-epochs", "10", "--ent-coef", "1.0",
-           "--learning-rate", "3e-3")
+    ppo = ("--timesteps", "1024", "--n-steps", "128", "--n-epochs", "10", "--learning-rate", "3e-3")
     kl = {}
-    for name, extra in [("anchored", ("--bc-anchor",)), ("entropy", ())]:
+    for name, extra in [("anchored", ("--bc-anchor", "1.0")), ("entropy", ("--ent-coef", "1.0"))]:
         out = cloned_run(dataset, tmp_path / name, *ppo, *extra)
         probs = action_probabilities(load_policy(out)[0].policy, frames)
         kl[name] = float((probs * (np.log(probs) - np.log(start))).sum(-1).mean())
     summary = json.loads((tmp_path / "anchored" / "summary.json").read_text())
-    assert summary["policy"] == "AnchoredCnnPolicy" and summary["settings"]["bc_anchor"] is True
+    assert summary["policy"] == "AnchoredCnnPolicy" and summary["settings"]["bc_anchor"] == 1.0
     assert kl["anchored"] < 0.5 * kl["entropy"], kl
 
 
@@ -155,7 +155,7 @@ def test_warm_start_errors_name_the_flag_or_file(dataset, tmp_path, capsys):
                         "--out", str(tmp_path / "missing"), *SMALL])
     assert not (tmp_path / "missing").exists()  # refused before the run directory was made
     with pytest.raises(SystemExit):
-        train_ppo.main(["--env", MINIGRID, "--bc-anchor", "--out", str(tmp_path / "anchor")])
+        train_ppo.main(["--env", MINIGRID, "--bc-anchor", "0.3", "--out", str(tmp_path / "anchor")])
     assert "--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too" in capsys.readouterr().err
     with pytest.raises(ValueError, match="bc_anchor keeps PPO near the warm start; set bc_dataset too"):
         train_ppo.train(train_ppo.TrainArgs(env=MINIGRID, out=tmp_path / "anchor", bc_anchor=True))
