@@ -171,7 +171,8 @@ def resize_frame(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     """Any (H, W), (H, W, 1) or (H, W, 3) uint8 image -> (size, size, 3) uint8.
 
     Upscaling is nearest-neighbour by index so pixel-art views (MiniGrid's 56x56) stay crisp;
-    downscaling averages boxes (PIL) so thin lines do not vanish. Non-square frames are stretched.
+    downscaling averages areas (OpenCV's INTER_AREA) so thin lines do not vanish. Non-square frames
+    are stretched.
     """
     if frame.dtype != np.uint8:
         raise EnvError(f"frames must be uint8 images, got dtype {frame.dtype}")
@@ -188,9 +189,9 @@ def resize_frame(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
         rows = np.arange(size) * h // size
         cols = np.arange(size) * w // size
         return np.ascontiguousarray(frame[rows[:, None], cols[None, :]])
-    from PIL import Image
+    import cv2
 
-    return np.asarray(Image.fromarray(frame).resize((size, size), Image.BOX), dtype=np.uint8)
+    return np.ascontiguousarray(cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 # ---------------------------------------------------------------------------------- Memory Maze

@@ -13,7 +13,7 @@ fi
 
 # Headless rendering: Mesa EGL (MUJOCO_GL=egl) and OSMesa as the fallback; ffmpeg for mp4 videos.
 need_apt=()
-for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 ffmpeg; do
+for pkg in libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libglib2.0-0 libosmesa6 ffmpeg; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

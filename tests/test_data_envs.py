@@ -165,6 +165,9 @@ def test_resize_frame():
     big[:, 80:] = 200
     down = resize_frame(big)
     assert down.shape == FRAME_SHAPE and down[:, :30].max() == 0 and down[:, 34:].min() == 200
+    double = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)  # 2x: each pixel the mean of its 2x2 area
+    areas = double.reshape(64, 2, 64, 2, 3).astype(float).mean(axis=(1, 3))
+    assert np.abs(resize_frame(double).astype(float) - areas).max() <= 0.5 + 1e-9
     with pytest.raises(EnvError, match="uint8"):
         resize_frame(small.astype(np.float32))
 
