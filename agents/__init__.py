@@ -4,7 +4,7 @@ checkpoint -> LSSVWM-Memory-v0 -> PPO -> policy, evaluated back in the real env)
     envs.py        the envs agents meet: RealImageEnv (a real env as a Gymnasium Env with the imagined
                    env's spaces), real and imagined SB3 VecEnvs
     policies.py    SB3 PPO / sb3-contrib RecurrentPPO, a uniform random policy, loading a saved policy
-    evaluation.py  one harness for every policy and env: K episodes -> mean ± std return, videos
+    episodes.py    one harness for every policy and env: K episodes -> mean ± std return, videos
     callbacks.py   periodic evaluation in the real env, a tqdm progress bar
     train_ppo.py   `python -m agents.train_ppo`: PPO in imagination (or model-free in a real env)
     evaluate.py    `python -m agents.evaluate`: a saved (or random) policy in the real env / the model

@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
 from agents.envs import make_real_vec_env
-from agents.evaluation import EvalResult, check_fits, run_episodes
+from agents.episodes import EvalResult, check_fits, run_episodes
 
 
 class RealEnvEvalCallback(BaseCallback):

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id
-from agents.evaluation import EvalResult, evaluate_in_model, evaluate_in_real_env
+from agents.episodes import EvalResult, evaluate_in_model, evaluate_in_real_env
 from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
 from agents.train_ppo import (EVAL_SEED, SHARED_FIELDS, TrainArgs, add_ppo_arguments, add_warm_start_arguments,
                               add_world_model_arguments, check_flags, train)

@@ -1,5 +1,5 @@
 """Evaluate a saved policy (or a uniform random one) in the REAL env, and with --in-model also
-inside the world model, in the same harness (agents.evaluation); the last line printed is the real
+inside the world model, in the same harness (agents.episodes); the last line printed is the real
 env's `... return MEAN ± STD`.
 
     python -m agents.evaluate --policy runs/agent-ppo --env memory-maze-9x9 --episodes 10 \
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id
-from agents.evaluation import evaluate_in_model, evaluate_in_real_env, write_video
+from agents.episodes import evaluate_in_model, evaluate_in_real_env, write_video
 from agents.policies import Policy, RandomPolicy, load_policy, read_summary, run_dir_of
 from agents.train_ppo import EVAL_SEED
 

@@ -46,7 +46,7 @@ from agents.anchor import AnchoredCnnPolicy
 from agents.behavior_cloning import CloneConfig, clone_behavior
 from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
 from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
-from agents.evaluation import EvalResult
+from agents.episodes import EvalResult
 from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
 from data_collection.dataset import SPLITS, Dataset
 from lssvwm_env.envs.context import CONTEXT_STARTS

@@ -48,7 +48,7 @@ from data_collection.dataset import (
     write_manifest,
 )
 from data_collection.envs import FRAME_SHAPE, EnvError, EnvSpec, RealEnv, env_spec, make_env
-from data_collection.policies import Policy, PolicyError, make_policy
+from data_collection.policies import PolicySpecError, ScriptedPolicy, make_policy
 
 PROGRESS_EVERY = 25  # steps between progress messages from a worker
 
@@ -105,7 +105,7 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
 
 def rollout(
     env: RealEnv,
-    policy: Policy,
+    policy: ScriptedPolicy,
     env_seed: int,
     policy_rng: np.random.Generator,
     max_steps: int,
@@ -395,7 +395,7 @@ def _collect_in_workers(config: CollectConfig, pending: list[int], bar: Any, fin
                 index = futures.pop(future)
                 try:
                     entry = future.result()
-                except (EnvError, PolicyError, DatasetError) as exc:
+                except (EnvError, PolicySpecError, DatasetError) as exc:
                     raise CollectError(f"episode {index}: {exc}") from exc
                 except Exception as exc:
                     raise CollectError(f"episode {index} failed in a worker: {type(exc).__name__}: {exc}") from exc
@@ -444,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
             eval_fraction=args.eval_fraction,
         )
         summary = collect(config, progress=not args.quiet)
-    except (CollectError, EnvError, PolicyError, DatasetError) as exc:
+    except (CollectError, EnvError, PolicySpecError, DatasetError) as exc:
         print(f"lssvwm collect: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -40,7 +40,7 @@ from data_collection.envs import FREE, EnvSpec, Navigation, Step, heading_deg
 Cell = tuple[int, int]  # (x, y) = (column, row) of maze_layout
 
 
-class PolicyError(Exception):
+class PolicySpecError(Exception):
     pass
 
 
@@ -179,7 +179,7 @@ class PathFollower:
 # ------------------------------------------------------------------------------------ policies
 
 
-class Policy(abc.ABC):
+class ScriptedPolicy(abc.ABC):
     """Chooses actions from Steps. `reset` is called with the first Step of every episode.
 
     ANNOTATIONS names per-step integers the policy reports in `annotations` after every `act`
@@ -193,7 +193,7 @@ class Policy(abc.ABC):
 
     def __init__(self, spec: EnvSpec):
         if self.needs_navigation and spec.navigation is None:
-            raise PolicyError(
+            raise PolicySpecError(
                 f"policy {self.name!r} walks the maze from the agent's pose and the maze layout, which "
                 f"env {spec.name!r} does not provide; use --policy random, or an env with a grid "
                 "(memory-maze-*, minigrid-*, any MiniGrid id)"
@@ -210,7 +210,7 @@ class Policy(abc.ABC):
     def act(self, step: Step) -> int: ...
 
 
-class RandomPolicy(Policy):
+class UniformRandomPolicy(ScriptedPolicy):
     name = "random"
 
     def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
@@ -222,7 +222,7 @@ class RandomPolicy(Policy):
 
 def _walkable_layout(static: Mapping[str, np.ndarray], policy: str, avoid_terminal: bool) -> np.ndarray:
     if "maze_layout" not in static:
-        raise PolicyError(f"policy {policy!r} needs a maze_layout from the env, which reset() did not give")
+        raise PolicySpecError(f"policy {policy!r} needs a maze_layout from the env, which reset() did not give")
     layout = static["maze_layout"]
     return layout == FREE if avoid_terminal else layout != 0
 
@@ -250,10 +250,10 @@ class ExploreConfig:
     def __post_init__(self) -> None:
         for name in ("action_noise", "wall_bump", "seek_target"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise PolicyError(f"explore: {name} must be in [0, 1], got {getattr(self, name)}")
+                raise PolicySpecError(f"explore: {name} must be in [0, 1], got {getattr(self, name)}")
 
 
-class ExplorePolicy(Policy):
+class ExplorePolicy(ScriptedPolicy):
     name = "explore"
     needs_navigation = True
     CONFIG = ExploreConfig
@@ -262,7 +262,7 @@ class ExplorePolicy(Policy):
         super().__init__(spec)
         self.config = config or ExploreConfig()
         if self.config.seek_target > 0 and "target_pos" not in spec.pose_keys:
-            raise PolicyError(
+            raise PolicySpecError(
                 f"explore: seek_target={self.config.seek_target} walks to the env's target, but env "
                 f"{spec.name!r} reports no target_pos (only Memory Maze does); drop seek_target"
             )
@@ -326,7 +326,7 @@ class RetracePhase:
     OUT, TURN_BACK, BACK, TURN_OUT, AGAIN, DONE = range(6)
 
 
-class RetracePolicy(Policy):
+class RetracePolicy(ScriptedPolicy):
     """Out along a path, back to its start, and out along the same path again.
 
     Phase 1 (OUT) chains walks to random cells until its step budget is spent, recording the route.
@@ -429,7 +429,7 @@ def _dedupe_consecutive(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (RandomPolicy, ExplorePolicy, RetracePolicy)}
+POLICIES: dict[str, type[ScriptedPolicy]] = {p.name: p for p in (UniformRandomPolicy, ExplorePolicy, RetracePolicy)}
 
 
 def policy_name(spec: str) -> str:
@@ -437,33 +437,33 @@ def policy_name(spec: str) -> str:
     return spec.partition(":")[0]
 
 
-def parse_policy_spec(spec: str) -> tuple[type[Policy], dict[str, Any]]:
-    """`name` or `name:field=value,...` -> (policy class, config fields); PolicyError names what is wrong."""
+def parse_policy_spec(spec: str) -> tuple[type[ScriptedPolicy], dict[str, Any]]:
+    """`name` or `name:field=value,...` -> (policy class, config fields); PolicySpecError names what is wrong."""
     name, options = policy_name(spec), spec.partition(":")[2]
     if name not in POLICIES:
-        raise PolicyError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
+        raise PolicySpecError(f"unknown policy {name!r}; policies: {', '.join(POLICIES)}")
     cls = POLICIES[name]
     if not options:
         return cls, {}
     if cls.CONFIG is None:
-        raise PolicyError(f"policy {name!r} has no options, got {options!r}")
+        raise PolicySpecError(f"policy {name!r} has no options, got {options!r}")
     fields = {f.name: f.type for f in dataclasses.fields(cls.CONFIG)}
     values: dict[str, Any] = {}
     for item in options.split(","):
         key, sep, text = item.partition("=")
         if not sep or key not in fields:
-            raise PolicyError(f"policy spec {spec!r}: {item!r} is not field=value with a field of {name} "
+            raise PolicySpecError(f"policy spec {spec!r}: {item!r} is not field=value with a field of {name} "
                               f"({', '.join(fields)})")
         kind = float if fields[key] in (float, "float") else int
         try:
             values[key] = kind(text)
         except ValueError:
-            raise PolicyError(f"policy spec {spec!r}: {key}={text!r} is not a{'n int' if kind is int else ' number'}") from None
+            raise PolicySpecError(f"policy spec {spec!r}: {key}={text!r} is not a{'n int' if kind is int else ' number'}") from None
     return cls, values
 
 
-def make_policy(spec: str, env_spec: EnvSpec) -> Policy:
-    """A policy from its spec (`explore`, `explore:wall_bump=0.3`) for an env; PolicyError when the
+def make_policy(spec: str, env_spec: EnvSpec) -> ScriptedPolicy:
+    """A policy from its spec (`explore`, `explore:wall_bump=0.3`) for an env; PolicySpecError when the
     spec is malformed or the env cannot host the policy."""
     cls, values = parse_policy_spec(spec)
     if cls.CONFIG is None:

@@ -9,7 +9,7 @@ import pytest
 from helpers import save_tiny_checkpoint
 
 from agents import compare
-from agents.evaluation import EvalResult
+from agents.episodes import EvalResult
 from data_collection.collect import CollectConfig, collect
 
 MINIGRID = "minigrid-memory"

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from agents.envs import RealImageEnv, WorkerDiedError, imagined_env_id, make_imagined_vec_env, make_real_vec_env
-from agents.evaluation import evaluate_in_model, evaluate_in_real_env, run_episodes
+from agents.episodes import evaluate_in_model, evaluate_in_real_env, run_episodes
 from agents.policies import RandomPolicy
 
 MINIGRID = "minigrid-memory"

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from agents import evaluate, train_ppo
 from agents.envs import RealImageEnv
-from agents.evaluation import evaluate_in_real_env
+from agents.episodes import evaluate_in_real_env
 from agents.policies import PolicyError, RandomPolicy, load_policy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 from data_collection.collect import rollout
 from data_collection.envs import ActionSpace, EnvSpec, heading_deg, make_env
 from data_collection.policies import (
-    PolicyError,
+    PolicySpecError,
     RetracePhase,
     bfs,
     make_policy,
@@ -149,10 +149,10 @@ def test_retrace_repeats_its_outward_walk_exactly_in_minigrid():
 def test_navigating_policies_need_a_grid():
     spec = EnvSpec(name="Pixels-v0", kind="gymnasium", target="Pixels-v0", action_space=ActionSpace(4))
     for name in ("explore", "retrace"):
-        with pytest.raises(PolicyError, match="--policy random"):
+        with pytest.raises(PolicySpecError, match="--policy random"):
             make_policy(name, spec)
     assert make_policy("random", spec).name == "random"
-    with pytest.raises(PolicyError, match="policies: random, explore, retrace"):
+    with pytest.raises(PolicySpecError, match="policies: random, explore, retrace"):
         make_policy("greedy", spec)
 
 
@@ -195,7 +195,7 @@ def test_explore_seek_target_collects_the_rewards_memory_maze_pays_where_target_
 def test_explore_seek_target_needs_an_env_that_reports_its_target():
     env = make_env("MiniGrid-MemoryS7-v0")
     try:
-        with pytest.raises(PolicyError, match="reports no target_pos.*drop seek_target"):
+        with pytest.raises(PolicySpecError, match="reports no target_pos.*drop seek_target"):
             _episode(env, "explore:seek_target=0.5", 0, 5)
     finally:
         env.close()
@@ -211,7 +211,7 @@ def test_explore_seek_target_needs_an_env_that_reports_its_target():
 def test_policy_spec_errors_name_the_field(spec, message):
     spec_env = make_env("MiniGrid-MemoryS7-v0")
     try:
-        with pytest.raises(PolicyError, match=message):
+        with pytest.raises(PolicySpecError, match=message):
             make_policy(spec, spec_env.spec)
     finally:
         spec_env.close()

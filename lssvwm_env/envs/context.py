@@ -169,12 +169,12 @@ class RealEnvPrefix(ContextSource):
     def __init__(self, env_name: str, num_actions: int, frame_shape: tuple[int, int, int],
                  policy: str = "random") -> None:
         from data_collection.envs import FRAME_SHAPE, EnvError, make_env
-        from data_collection.policies import PolicyError, make_policy
+        from data_collection.policies import PolicySpecError, make_policy
 
         try:
             self.env = make_env(env_name)
             self.policy = make_policy(policy, self.env.spec)
-        except (EnvError, PolicyError) as err:
+        except (EnvError, PolicySpecError) as err:
             raise ContextError(f"real_env={env_name!r}: {err}") from err
         if self.env.action_space.n != num_actions or FRAME_SHAPE != tuple(frame_shape):
             self.env.close()

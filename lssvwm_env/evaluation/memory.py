@@ -266,13 +266,14 @@ def checkpoint_info(checkpoint: str | Path | None, model) -> dict:
         info["training_data"] = {"path": record["data"]}
         from data_collection.dataset import Dataset, DatasetError
         try:  # the path is as `lssvwm train` was given it: relative to where it ran
-            info["training_data"].update(dataset_info(Dataset.open(record["data"])))
+            info["training_data"].update(manifest_summary(Dataset.open(record["data"])))
         except (DatasetError, OSError):  # moved or deleted data only loses a line of the report
             pass
     return info
 
 
-def dataset_info(dataset) -> dict:
+def manifest_summary(dataset) -> dict:
+    """The lines of a dataset's manifest the reports quote."""
     manifest = dataset.manifest
     entries = list(manifest.episodes.values())
     return {"env": manifest.env, "policy": manifest.policy, "episodes": len(entries),
@@ -361,7 +362,7 @@ def evaluate_memory(model, data_dir: str | Path, config: MemoryEvalConfig, out_d
             "psnr_cap_db": PSNR_CAP_DB,
         },
         "checkpoint": checkpoint_info(checkpoint, model),
-        "data": {"path": str(data_dir.resolve()), **dataset_info(dataset), "split": config.split,
+        "data": {"path": str(data_dir.resolve()), **manifest_summary(dataset), "split": config.split,
                  "evaluated_episodes": plan.indices},
         "definitions": {
             "same view": f"same maze cell (floor of agent_pos) and heading within {config.heading_tolerance_deg} degrees",
