@@ -75,15 +75,15 @@ def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigr
                    "--set", 'dynamics_training.curriculum=[{"window": 8, "iterations": 1, "batch_size": 1}]']) == 0
     out = tmp_path / "ablations"
     command = ["eval", "ablations", "--data", str(data), "--out", str(out), "--preset", "tiny",
-               "--variants", "ours", "causal_window", "--seeds", "0", "1", "--iterations", "3",
+               "--variants", "ours", "local_attn", "causal_window", "--seeds", "0", "1", "--iterations", "3",
                "--init-autoencoder", str(autoencoder),
-               "--context", "16", "--generate", "8", "--episodes", "1", "--split", "train", "--videos", "0",
+               "--context", "20", "--generate", "40", "--episodes", "1", "--split", "train", "--videos", "0",
                "--sampling-steps", "1", "--threads", "1"]
     assert lssvwm(command) == 0
     printed = capsys.readouterr().out
     results = json.loads((out / "ablations.json").read_text())
     memory = json.loads((out / "results.json").read_text())
-    assert list(results["variants"]) == ["ours", "causal_window"]
+    assert list(results["variants"]) == ["ours", "local_attn", "causal_window"]
     table = (out / "ablations.md").read_text()
     assert table in printed
     assert memory["window"] == 4 and memory["seeds"] == [0, 1]
@@ -111,9 +111,12 @@ def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigr
     assert causal["model"]["variant"] == "causal_attn"
     # One autoencoder, encoded once: later runs share the first run's latent cache.
     caches = {(out / "runs" / n / f"seed{s}" / "latents_train.safetensors").stat().st_ino
-              for n in ("ours", "causal_window") for s in (0, 1)}
+              for n in ("ours", "local_attn", "causal_window") for s in (0, 1)}
     assert len(caches) == 1
     assert (out / "ablations.png").stat().st_size > 10_000 and (out / "psnr_vs_gap.png").stat().st_size > 10_000
+    # A revisit beyond 3x the window, generated again by ours and by local attention alone.
+    assert memory["variants"]["ours"]["revisit_beyond_3x_window"]["frames"] > 0
+    assert (out / "revisit.png").stat().st_size > 10_000
 
     # The report puts the table, the figure and a row per variant beside the paper's.
     assert lssvwm(["report", str(out), "--out", str(tmp_path / "report")]) == 0

@@ -431,6 +431,77 @@ def write_reports(out_dir: Path, results: dict) -> None:
     if any("metrics" in e for e in results["variants"].values()):
         plots.plot_ablations(results, out_dir / "ablations.png")
         plots.plot_ablation_gaps(results, out_dir, out_dir / "psnr_vs_gap.png")
+    if all(str(results["seeds"][0]) in (results["variants"].get(v) or {}).get("seeds", {}) for v in FILMSTRIP):
+        revisit_filmstrip(out_dir, results, out_dir / "revisit.png")
+
+
+FILMSTRIP = ("ours", "local_attn")  # the comparison the filmstrip shows
+
+
+def revisit_filmstrip(out_dir: Path, results: dict, path: Path) -> Path:
+    """One revisit beyond 3x the attention window, where ours recalls the view and local attention
+    does not (or the honest opposite): the episode whose revisit frames differ most between the two
+    in their evaluations (first seed), generated again by both from the same noise; the frame shown
+    is the one of largest difference, beside the real frame and the context frame that last showed
+    the view."""
+    import torch
+
+    from data_collection.dataset import Dataset
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.evaluation.memory import frame_scores, generate_rollouts
+    from lssvwm_env.evaluation.plots import _figure, _save
+
+    seed = str(results["seeds"][0])
+    window = results["window"]
+    metrics = {v: json.loads((out_dir / results["variants"][v]["seeds"][seed]["eval"] / "metrics.json").read_text())
+               for v in FILMSTRIP}
+    first = metrics[FILMSTRIP[0]]
+    gap = np.array([[np.inf if g is None else g for g in row] for row in first["per_frame"]["gap"]], dtype=float)
+    beyond = np.isfinite(gap) & (gap > 3 * window)
+    if not beyond.any():
+        return path
+    difference = np.asarray(metrics["ours"]["per_frame"]["psnr"]) - np.asarray(metrics["local_attn"]["per_frame"]["psnr"])
+    per_episode = np.where(beyond, np.abs(difference), 0).sum(axis=1) / np.maximum(beyond.sum(axis=1), 1)
+    e = int(per_episode.argmax())
+    s = first["settings"]
+    episode = Dataset.open(results["eval_data"]).load_episode(first["data"]["evaluated_episodes"][e])
+    runs = {v: results["variants"][v]["seeds"][seed]["run"] for v in FILMSTRIP}
+    generated, psnrs = {}, {}
+    for v in FILMSTRIP:
+        torch.manual_seed(0)
+        rollouts = generate_rollouts(load_world_model(runs[v]), [episode], s["context"], s["generate"],
+                                     s["sampling_steps"], 1, seed=0)
+        generated[v], truth = rollouts.generated[0].numpy(), rollouts.truth[0].numpy()
+        psnrs[v] = frame_scores(rollouts)["psnr"][0]
+    candidates = np.flatnonzero(beyond[e])
+    t = int(candidates[np.argmax(np.abs(psnrs["ours"] - psnrs["local_attn"])[candidates])])
+    seen = s["context"] + t - int(gap[e, t])  # the frame that last showed the view
+    times = [max(t - 4, 0), max(t - 2, 0), t, min(t + 2, s["generate"] - 1), min(t + 4, s["generate"] - 1)]
+    fig = _figure(1.3 * (len(times) + 1) + 0.8, 4.4)
+    axes = fig.subplots(3, len(times) + 1, squeeze=False)
+    rows = (("real", truth), ("ours", generated["ours"]), ("local attention", generated["local_attn"]))
+    for r, (label, frames) in enumerate(rows):
+        ax = axes[r, 0]
+        ax.axis("off")
+        if r == 0:
+            ax.imshow(episode["frames"][seen], interpolation="nearest")
+            ax.set_title(f"last seen:\nframe {seen}", fontsize=7.5)
+        for c, k in enumerate(times, start=1):
+            ax = axes[r, c]
+            ax.imshow(frames[k], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            score = "" if r == 0 else f"\n{psnrs['ours' if r == 1 else 'local_attn'][k]:.1f} dB"
+            ax.set_title(f"+{k + 1}{score}", fontsize=7.5, color="black" if k != t else "tab:red")
+            if c == 1:
+                ax.set_ylabel(label, fontsize=9)
+    margin = psnrs["ours"][t] - psnrs["local_attn"][t]
+    better = ("both are as close" if abs(margin) < 0.05 else
+              f"{'ours' if margin > 0 else 'local attention'} is closer by {abs(margin):.1f} dB")
+    fig.suptitle(f"episode {first['data']['evaluated_episodes'][e]}, generated frame +{t + 1}: the view was last "
+                 f"seen {int(gap[e, t])} frames before (> 3x the {window}-frame window); {better}",
+                 fontsize=8.5)
+    return _save(fig, path)
 
 
 def _duration(seconds: float) -> str:
