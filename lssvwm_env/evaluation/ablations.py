@@ -50,8 +50,8 @@ ABLATIONS: dict[str, Ablation] = {
 }
 # The and the paper's comparison; `ssm` and `no_long_context` run when named.
 DEFAULT_VARIANTS = ("ours", "local_attn", "ssm_only", "block1", "causal_full", "causal_window")
-assert set(VARIANTS) <= {o.split("=")[1] for a in ABLATIONS.values() for o in a.overrides if o.startswith("model.variant=")} | {"ours"}, \
-    "every backbone variant needs an ablation entry"
+_MADE = {o.split("=", 1)[1] for a in ABLATIONS.values() for o in a.overrides if o.startswith("model.variant=")}
+assert set(VARIANTS) <= _MADE | {"ours"}, "every backbone variant needs an ablation entry"
 
 COST_FRAME = 1000  # the frame at which latency and state size are measured
 
@@ -269,7 +269,8 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
             eval_dir = out_dir / "eval" / name / f"seed{seed}"
             steps = _progress(run_dir)["dynamics_step"]
             if _evaluated_steps(eval_dir) != steps:
-                evaluate_memory(load_world_model(run_dir), eval_data or data_dir, eval_config, eval_dir, run_dir, log=log)
+                evaluate_memory(load_world_model(run_dir), eval_data or data_dir, eval_config, eval_dir, run_dir,
+                                log=log)
         first = out_dir / "runs" / name / f"seed{seeds[0]}"
         if (first / "checkpoint").exists():
             measure_cost(first, out_dir / "eval" / name / "cost.json")
@@ -460,7 +461,8 @@ def revisit_filmstrip(out_dir: Path, results: dict, path: Path) -> Path:
     beyond = np.isfinite(gap) & (gap > 3 * window)
     if not beyond.any():
         return path
-    difference = np.asarray(metrics["ours"]["per_frame"]["psnr"]) - np.asarray(metrics["local_attn"]["per_frame"]["psnr"])
+    psnr = {v: np.asarray(m["per_frame"]["psnr"]) for v, m in metrics.items()}
+    difference = psnr["ours"] - psnr["local_attn"]
     per_episode = np.where(beyond, np.abs(difference), 0).sum(axis=1) / np.maximum(beyond.sum(axis=1), 1)
     e = int(per_episode.argmax())
     s = first["settings"]
@@ -554,10 +556,12 @@ def gap_table(memory: dict) -> str:
             cells.append("–" if c.get("psnr") is None else
                          f"{c['psnr']:.2f}" + (f" ± {spread / 2:.2f}" if spread else ""))
         lines.append(f"| {name} | {_fmt(row.get('one_step_psnr'), 2)} | " + " | ".join(cells)
-                     + f" | {_fmt(row.get('latency_ms_at_frame_1000'), 1)} | {_fmt(row.get('state_mb_at_frame_1000'), 3)} |")
+                     + f" | {_fmt(row.get('latency_ms_at_frame_1000'), 1)}"
+                     + f" | {_fmt(row.get('state_mb_at_frame_1000'), 3)} |")
     for y in ("last_frame", "context_mean", "nearest_pose", "ceiling"):
         cells = [_fmt(((memory["yardsticks"].get(b) or {}).get(y) or {}).get("psnr"), 2) for b in bins]
         lines.append(f"| *{y.replace('_', ' ')}* | | " + " | ".join(cells) + " | | |")
-    frames = [str(((next(iter(memory["variants"].values()), {}) or {}).get(b) or {}).get("frames", "–")) for b in bins]
+    first = next(iter(memory["variants"].values()), {})
+    frames = [str((first.get(b) or {}).get("frames", "–")) for b in bins]
     lines.append(f"| *frames* | | " + " | ".join(frames) + " | | |")
     return "\n".join(lines) + "\n"
