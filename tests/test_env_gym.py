@@ -265,3 +265,32 @@ def test_make_kwargs_reach_the_env(endless_checkpoint):
     direct = LSSVWMEnv(checkpoint=endless_checkpoint, context=4, max_episode_steps=2)
     direct.reset(seed=0)
     assert [direct.step(0)[3] for _ in range(2)] == [False, True]
+
+
+@pytest.mark.parametrize("obs_type", ["latent", "features"])
+@pytest.mark.filterwarnings("ignore:.*Box observation space (minimum|maximum) value")  # unbounded by nature
+def test_observations_that_skip_the_decoder(checkpoint, obs_type, monkeypatch):
+    """obs_type latent / features: the same imagined episode as pixels (same seed, same actions), observed
+    as the frame's latent or the committed frame's backbone features; the decoder runs for render()."""
+    from gymnasium.utils.env_checker import check_env
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # check_env also makes the env in render_mode "human"
+    pixels = gym.make(ENV_ID, checkpoint=checkpoint, context=4).unwrapped
+    other = gym.make(ENV_ID, checkpoint=checkpoint, context=4, obs_type=obs_type, render_mode="rgb_array").unwrapped
+    model = other.core.model.config
+    shape = ((*model.autoencoder.grid, model.autoencoder.latent_channels) if obs_type == "latent"
+             else (model.backbone.d_model,))
+    assert other.observation_space == gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
+    check_env(other)
+    frames, _ = rollout(pixels, [1, 2, 3], seed=7)
+    observations, _ = rollout(other, [1, 2, 3], seed=7)
+    assert observations.shape == (4, *shape) and observations.dtype == np.float32 and np.isfinite(observations).all()
+    assert other.core.stale.all()  # nothing decoded yet
+    assert np.array_equal(other.render(), frames[-1])  # decoded on demand: the frame pixels showed
+    snapshot = other.get_state()
+    branch_a, _ = rollout_from(other, [4, 4])
+    other.set_state(snapshot)
+    branch_b, _ = rollout_from(other, [4, 4])
+    assert np.array_equal(branch_a, branch_b)
+    with pytest.raises(ValueError, match="obs_type='rgb': choose from pixels, latent, features"):
+        gym.make(ENV_ID, checkpoint=checkpoint, obs_type="rgb")

@@ -146,6 +146,21 @@ def test_sb3_vec_env_resets_in_the_same_step(endless_checkpoint, ending_checkpoi
     assert dones.tolist() == [True, True] and all(info["TimeLimit.truncated"] for info in infos)
 
 
+def test_sb3_vec_env_serves_features_with_the_reset_observation_after_a_done(ending_checkpoint):
+    """obs_type="features" through SB3: the terminal observation is the last imagined frame's features,
+    the returned one the freshly primed context's; render frames are decoded on demand."""
+    venv = LSSVWMSB3VecEnv(num_envs=2, checkpoint=ending_checkpoint, context=4, obs_type="features")
+    size = venv.core.feature_size
+    assert venv.observation_space.shape == (size,) and venv.observation_space.dtype == np.float32
+    venv.seed(0)
+    first = venv.reset()
+    obs, _, dones, infos = venv.step(np.array([1, 2]))
+    assert first.shape == obs.shape == (2, size) and dones.all()
+    assert all(not np.array_equal(info["terminal_observation"], o) for info, o in zip(infos, obs))
+    assert np.allclose(obs, venv.core.features) and not venv.core.stale.any()  # reset: real frames, no decode
+    assert venv.get_images()[0].shape == (64, 64, 3)
+
+
 def test_sb3_vec_env_seeding_reproduces_frames(endless_checkpoint):
     venv = LSSVWMSB3VecEnv(num_envs=2, checkpoint=endless_checkpoint, context=4)
 

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", type=int, default=32, help="frames of real context per reset")
     parser.add_argument("--sampling-steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
     parser.add_argument("--dataset", type=Path, default=None, help="prime on this dataset's eval episodes")
+    parser.add_argument("--obs-type", choices=("pixels", "latent", "features"), default="pixels",
+                        help="what the imagined envs observe: latent and features skip the decoder (default pixels)")
     parser.add_argument("--real-env", default="memory-maze-9x9", help="the real env to time ('none': skip)")
     parser.add_argument("--real-steps", type=int, default=200, help="timed steps of the real env")
     parser.add_argument("--device", default="cpu")
@@ -64,7 +66,7 @@ def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, A
 
     batch = ImaginedBatch(num_envs, ImaginedEnvOptions(checkpoint=args.checkpoint, device=args.device,
                                                        sampling_steps=args.sampling_steps, context=args.context,
-                                                       dataset=args.dataset))
+                                                       dataset=args.dataset, obs_type=args.obs_type))
     batch.seed(np.random.default_rng(args.seed), reseed=True)
     batch.set_source(options)
     rng = np.random.default_rng(args.seed)
@@ -77,7 +79,8 @@ def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, A
     for _ in range(args.steps):
         batch.step(rng.integers(batch.num_actions, size=num_envs))
     elapsed = time.perf_counter() - start
-    return {"env": f"imagined ({Path(batch.checkpoint_dir).name})", "checkpoint": str(batch.checkpoint_dir),
+    return {"env": f"imagined ({Path(batch.checkpoint_dir).name}, {args.obs_type})",
+            "checkpoint": str(batch.checkpoint_dir),
             "num_envs": num_envs, "steps": args.steps * num_envs,
             "steps_per_s": args.steps * num_envs / elapsed, "ms_per_batch_step": 1000 * elapsed / args.steps,
             "reset_s": reset_s, "state_bytes_per_env": batch.state.nbytes() // num_envs}

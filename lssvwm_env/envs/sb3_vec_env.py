@@ -32,8 +32,7 @@ class LSSVWMSB3VecEnv(VecEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.render_mode = render_mode
-        super().__init__(num_envs, spaces.Box(0, 255, self.core.frame_shape, np.uint8),
-                         spaces.Discrete(self.core.num_actions))
+        super().__init__(num_envs, self.core.single_observation_space, spaces.Discrete(self.core.num_actions))
         self.actions: np.ndarray | None = None
 
     def reset(self) -> VecEnvObs:
@@ -44,21 +43,22 @@ class LSSVWMSB3VecEnv(VecEnv):
         self.core.reset(np.ones(self.num_envs, dtype=bool))
         self._reset_seeds()
         self._reset_options()
-        return self.core.frames.copy()
+        return self.core.observations()
 
     def step_async(self, actions: np.ndarray) -> None:
         self.actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
-        frames, rewards, terminated, truncated = self.core.step(self.actions)
+        observations, rewards, terminated, truncated = self.core.step(self.actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
-            infos[i]["terminal_observation"] = frames[i]
+            infos[i]["terminal_observation"] = observations[i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
         if dones.any():
             self.core.reset(dones)
-        return self.core.frames.copy(), rewards, dones, infos
+            observations = self.core.observations()
+        return observations, rewards, dones, infos
 
     def get_state(self) -> EnvSnapshot:
         """A copy of everything that decides what the envs do next (constant size, cheap)."""

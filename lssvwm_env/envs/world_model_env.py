@@ -35,8 +35,15 @@ from lssvwm_env.models.state import WorldModelState
 RENDER_FPS = 15
 MAX_EPISODE_STEPS = 1000  # the registered ids' step limit: a Memory Maze 9x9 episode
 
-# (observations (N, H, W, 3) uint8, rewards (N,) float32, terminated (N,) bool, truncated (N,) bool)
+# (observations (N, ...), rewards (N,) float32, terminated (N,) bool, truncated (N,) bool)
 BatchStep = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+# What an env observes (ImaginedEnvOptions.obs_type):
+#   pixels    the frame, (H, W, 3) uint8
+#   latent    the frame's latent, (h, w, C) float32: the decoder runs only for render()
+#   features  the committed frame's backbone features, (D,) float32: what the reward head reads, and
+#             what the model's state recalls of the past (agents that read the model's memory)
+OBS_TYPES = ("pixels", "latent", "features")
 
 
 class ResetNeeded(RuntimeError):
@@ -47,21 +54,25 @@ class ResetNeeded(RuntimeError):
 class EnvSnapshot:
     """Everything that decides what the envs do next, for planning and branching; constant size.
 
-    model_state: the world model's recurrent state (a clone); frames: (N, H, W, 3) current
-    observations; steps: (N,) steps since each env's reset; needs_reset: (N,) the vector env's
+    model_state: the world model's recurrent state (a clone); frames: (N, H, W, 3) current frames
+    (where `stale`, not yet decoded from `latents`); latents (N, h, w, C) and features (N, D) of the
+    current frames; steps: (N,) steps since each env's reset; needs_reset: (N,) the vector env's
     pending next-step autoresets; np_random_state / generator_state: the RNGs that choose context
     episodes and the sampling noise."""
 
     model_state: WorldModelState
     frames: np.ndarray
+    stale: np.ndarray
+    latents: np.ndarray
+    features: np.ndarray
     steps: np.ndarray
     needs_reset: np.ndarray
     np_random_state: dict
     generator_state: torch.Tensor
 
     def nbytes(self) -> int:
-        return (self.model_state.nbytes() + self.frames.nbytes + self.steps.nbytes + self.needs_reset.nbytes
-                + self.generator_state.numel())
+        arrays = (self.frames, self.stale, self.latents, self.features, self.steps, self.needs_reset)
+        return self.model_state.nbytes() + sum(a.nbytes for a in arrays) + self.generator_state.numel()
 
 
 @dataclass(frozen=True)
@@ -84,8 +95,11 @@ class ImaginedEnvOptions:
     real_env: str | None = None
     dataset_split: str = "eval"
     context_start: str = "first"
+    obs_type: str = "pixels"  # pixels | latent | features (OBS_TYPES)
 
     def __post_init__(self) -> None:
+        if self.obs_type not in OBS_TYPES:
+            raise ValueError(f"obs_type={self.obs_type!r}: choose from {', '.join(OBS_TYPES)}")
         if self.context < 1:
             raise ValueError(f"context must be >= 1 frame of real context, got {self.context}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
@@ -124,6 +138,9 @@ class ImaginedBatch:
         self.num_actions = config.backbone.action.n
         size = config.autoencoder.image_size
         self.frame_shape = (size, size, 3)
+        self.obs_type = options.obs_type
+        self.latent_shape = (*config.autoencoder.grid, config.autoencoder.latent_channels)
+        self.feature_size = config.backbone.d_model
 
         self.source: ContextSource | None = None
         if options.dataset is not None:
@@ -139,8 +156,38 @@ class ImaginedBatch:
         self.generator = torch.Generator(device=self.model.device)
         self.noise_seeded = False
         self.state: WorldModelState | None = None
-        self.frames = np.zeros((num_envs, *self.frame_shape), dtype=np.uint8)
+        self._frames = np.zeros((num_envs, *self.frame_shape), dtype=np.uint8)
+        self.stale = np.zeros(num_envs, dtype=bool)  # frames not decoded yet (latent / features observations)
+        self.latents = np.zeros((num_envs, *self.latent_shape), dtype=np.float32)
+        self.features = np.zeros((num_envs, self.feature_size), dtype=np.float32)
         self.steps = np.zeros(num_envs, dtype=np.int64)
+
+    # ---- observations --------------------------------------------------------------------------
+    @property
+    def single_observation_space(self) -> spaces.Box:
+        if self.obs_type == "pixels":
+            return spaces.Box(0, 255, self.frame_shape, np.uint8)
+        shape = self.latent_shape if self.obs_type == "latent" else (self.feature_size,)
+        return spaces.Box(-np.inf, np.inf, shape, np.float32)
+
+    def observations(self) -> np.ndarray:
+        """(N, ...) a copy of the current observations, as obs_type says."""
+        if self.obs_type == "latent":
+            return self.latents.copy()
+        if self.obs_type == "features":
+            return self.features.copy()
+        return self.frames.copy()
+
+    @property
+    def frames(self) -> np.ndarray:
+        """(N, H, W, 3) uint8 current frames, decoded from their latents when first asked for."""
+        if self.stale.any():
+            envs = np.flatnonzero(self.stale)
+            latents = torch.from_numpy(self.latents[envs]).to(self.model.device)
+            with torch.no_grad():
+                self._frames[envs] = self.model.decode(latents[:, None])[:, 0].cpu().numpy()
+            self.stale[envs] = False
+        return self._frames
 
     # ---- seeding and reset ---------------------------------------------------------------------
     def seed(self, np_random: np.random.Generator, reseed: bool) -> None:
@@ -179,17 +226,23 @@ class ImaginedBatch:
             group = np.flatnonzero(lengths == length)
             frames = torch.from_numpy(np.stack([contexts[j][0] for j in group]))
             actions = torch.from_numpy(np.stack([contexts[j][1] for j in group]))
-            primed.append(self.model.observe(self.model.initial_state(len(group)), frames, actions))
-            order.extend(envs[group])
+            primed.append(self.model.observe_step(self.model.initial_state(len(group)), frames, actions))
+            order.extend(group)
         position = np.zeros(self.num_envs, dtype=np.int64)
-        position[order] = np.arange(len(order))
-        fresh = WorldModelState.cat(primed)[torch.from_numpy(position).to(self.model.device)]
+        position[envs[order]] = np.arange(len(order))
+        index = torch.from_numpy(position).to(self.model.device)
+        fresh = WorldModelState.cat([p.state for p in primed])[index]
         if self.state is None:
             self.state = fresh
         else:
             self.state = self.state.where(torch.from_numpy(np.asarray(mask, bool)).to(self.model.device), fresh)
-        for j, env in enumerate(envs):
-            self.frames[env] = contexts[j][0][-1]
+        latents = torch.cat([p.latent for p in primed]).float().cpu().numpy()
+        features = torch.cat([p.features for p in primed]).float().cpu().numpy()
+        for k, j in enumerate(order):  # the k-th primed env is contexts[j], env envs[j]
+            env = envs[j]
+            self._frames[env] = contexts[j][0][-1]  # the last real frame, shown as it is
+            self.latents[env], self.features[env] = latents[k], features[k]
+        self.stale[envs] = False
         self.steps[envs] = 0
 
     # ---- step ----------------------------------------------------------------------------------
@@ -218,20 +271,28 @@ class ImaginedBatch:
         if self.state is None:
             raise ResetNeeded("call reset() before step(): the model must first be primed on real context")
         actions = self.check_actions(actions, ignore)
-        frames, rewards, terminated, self.state = self.model.imagine(
-            self.state, torch.from_numpy(actions).to(self.model.device), self.generator, self.sampling_steps)
-        self.frames = frames.cpu().numpy()
+        step = self.model.imagine_step(self.state, torch.from_numpy(actions).to(self.model.device), self.generator,
+                                       self.sampling_steps)
+        self.state = step.state
+        self.latents = step.latent.float().cpu().numpy()
+        self.features = step.features.float().cpu().numpy()
+        if self.obs_type == "pixels":  # decoded now: they are the observations
+            self._frames = self.model.decode(step.latent[:, None])[:, 0].cpu().numpy()
+            self.stale[:] = False
+        else:
+            self.stale[:] = True
         self.steps += 1
         truncated = (self.steps >= self.max_episode_steps if self.max_episode_steps is not None
                      else np.zeros(self.num_envs, dtype=bool))
-        return self.frames.copy(), rewards.float().cpu().numpy(), terminated.cpu().numpy(), truncated
+        return self.observations(), step.reward.float().cpu().numpy(), step.terminated.cpu().numpy(), truncated
 
     # ---- snapshots -----------------------------------------------------------------------------
     def get_state(self, needs_reset: np.ndarray | None = None) -> EnvSnapshot:
         if self.state is None:
             raise ResetNeeded("call reset() before get_state()")
         return EnvSnapshot(
-            model_state=self.state.clone(), frames=self.frames.copy(), steps=self.steps.copy(),
+            model_state=self.state.clone(), frames=self._frames.copy(), stale=self.stale.copy(),
+            latents=self.latents.copy(), features=self.features.copy(), steps=self.steps.copy(),
             needs_reset=np.zeros(self.num_envs, bool) if needs_reset is None else needs_reset.copy(),
             np_random_state=self.np_random.bit_generator.state, generator_state=self.generator.get_state())
 
@@ -240,7 +301,8 @@ class ImaginedBatch:
         if snapshot.steps.shape != (self.num_envs,):
             raise ValueError(f"the snapshot holds {len(snapshot.steps)} envs, this env has {self.num_envs}")
         self.state = snapshot.model_state.clone()
-        self.frames, self.steps = snapshot.frames.copy(), snapshot.steps.copy()
+        self._frames, self.stale, self.steps = snapshot.frames.copy(), snapshot.stale.copy(), snapshot.steps.copy()
+        self.latents, self.features = snapshot.latents.copy(), snapshot.features.copy()
         self.np_random.bit_generator.state = snapshot.np_random_state
         self.generator.set_state(snapshot.generator_state)
         self.noise_seeded = True
@@ -275,7 +337,7 @@ class LSSVWMVectorEnv(VectorEnv):
         self.core = ImaginedBatch(num_envs, options)
         self.num_envs = num_envs
         self.render_mode = render_mode
-        self.single_observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
+        self.single_observation_space = self.core.single_observation_space
         self.single_action_space = spaces.Discrete(self.core.num_actions)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -296,7 +358,7 @@ class LSSVWMVectorEnv(VectorEnv):
         self.core.set_source(options)
         self.core.reset(mask)
         self.needs_reset[mask] = False
-        return self.core.frames.copy(), {}
+        return self.core.observations(), {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         resetting = self.needs_reset.copy()
@@ -307,7 +369,7 @@ class LSSVWMVectorEnv(VectorEnv):
             terminated[resetting] = False
             truncated[resetting] = False
         self.needs_reset = terminated | truncated
-        return self.core.frames.copy(), rewards, terminated, truncated, {}
+        return self.core.observations(), rewards, terminated, truncated, {}
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode is None:
@@ -344,7 +406,7 @@ class LSSVWMEnv(gymnasium.Env):
         _check_checkpoint_given(type(self), options.checkpoint)
         self.core = ImaginedBatch(1, options)
         self.render_mode = render_mode
-        self.observation_space = spaces.Box(0, 255, self.core.frame_shape, np.uint8)
+        self.observation_space = self.core.single_observation_space
         self.action_space = spaces.Discrete(self.core.num_actions)
         self.viewer = None
 
@@ -356,15 +418,15 @@ class LSSVWMEnv(gymnasium.Env):
         self.core.reset(np.ones(1, dtype=bool))
         if self.render_mode == "human":
             self.render()
-        return self.core.frames[0].copy(), {}
+        return self.core.observations()[0], {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if np.ndim(action) != 0 and np.shape(action) != (1,):
             raise ValueError(f"action {action!r} is not in the action space Discrete({self.core.num_actions})")
-        frames, rewards, terminated, truncated = self.core.step(np.reshape(action, (1,)))
+        observations, rewards, terminated, truncated = self.core.step(np.reshape(action, (1,)))
         if self.render_mode == "human":
             self.render()
-        return frames[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
+        return observations[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:

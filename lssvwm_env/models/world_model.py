@@ -66,6 +66,18 @@ def native_bf16(device: torch.device | str) -> bool:
     return False
 
 
+@dataclass
+class ModelStep:
+    """One frame the model committed: its latent (B, h, w, C) and backbone features (B, D); for an
+    imagined frame also the predicted reward (B,) and termination (B,) (None for a real frame)."""
+
+    latent: torch.Tensor
+    features: torch.Tensor
+    reward: torch.Tensor | None
+    terminated: torch.Tensor | None
+    state: WorldModelState
+
+
 class WorldModel(nn.Module):
     def __init__(self, config: WorldModelConfig) -> None:
         super().__init__()
@@ -140,8 +152,14 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def observe(self, state: WorldModelState, frames: torch.Tensor, actions: torch.Tensor) -> WorldModelState:
         """Prime on real frames (B, T, H, W, 3) uint8 and the actions (B, T) that led to them."""
+        return self.observe_step(state, frames, actions).state
+
+    @torch.no_grad()
+    def observe_step(self, state: WorldModelState, frames: torch.Tensor, actions: torch.Tensor) -> "ModelStep":
+        """`observe`, also returning the last frame's latent (B, h, w, C) and committed features (B, D)."""
         latents = self.encode(frames)
-        return self.step_latents(state, latents, actions.to(self.device))[2]
+        _, features, state = self.step_latents(state, latents, actions.to(self.device))
+        return ModelStep(latents[:, -1], features[:, -1], None, None, state)
 
     def sampling_schedule(self, sampling_steps: int | None) -> list[float]:
         steps = self.config.diffusion.sampling_steps if sampling_steps is None else sampling_steps
@@ -200,9 +218,16 @@ class WorldModel(nn.Module):
         new state): sample the next latent, then commit it at noise level 0 (one more pass), which
         advances the SSM states and the KV cache and gives the features for the heads (or, with
         heads.predict_from "prior", the heads read the first denoising pass: heads.py)."""
+        step = self.imagine_step(state, action, generator, sampling_steps)
+        return self.decode(step.latent[:, None])[:, 0], step.reward, step.terminated, step.state
+
+    @torch.no_grad()
+    def imagine_step(self, state: WorldModelState, action: torch.Tensor, generator: torch.Generator | None = None,
+                     sampling_steps: int | None = None) -> "ModelStep":
+        """`imagine` without the decoder: the new latent (B, h, w, C), the committed frame's features
+        (B, D: what the heads read, and what the state recalls of the past), reward, termination."""
         latent, prior_features = self.generate_latent(state, action, generator, sampling_steps)
         _, features, state = self.step_latents(state, latent, action.to(self.device).view(-1, 1))
         read = prior_features if self.config.heads.predict_from == "prior" else features
         reward, termination_logit = self.heads(read[:, 0])
-        frame = self.decode(latent)[:, 0]
-        return frame, reward, termination_logit > 0, state
+        return ModelStep(latent[:, 0], features[:, 0], reward, termination_logit > 0, state)
