@@ -167,11 +167,16 @@ def test_bench_env_prints_figures(tmp_path, minigrid_checkpoint, capsys):
     out = tmp_path / "bench.json"
     args = parser.parse_args(["--checkpoint", str(minigrid_checkpoint), "--num-envs", "1", "2", "--steps", "2",
                               "--warmup", "1", "--context", "4", "--real-env", MINIGRID, "--real-steps", "10",
-                              "--json", str(out)])
+                              "--real-workers", "2", "--obs-type", "latent", "--json", str(out)])
     assert bench_env.run(args) == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert [row["num_envs"] for row in rows] == [1, 2, 1]
-    assert rows[-1]["env"] == f"real {MINIGRID}"
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [row["num_envs"] for row in rows] == [1, 2, 1, 2]  # imagined 1 and 2; real 1 process and 2
+    assert rows[2]["env"] == f"real {MINIGRID}" and rows[3]["env"] == f"real {MINIGRID}, 2 processes"
+    assert rows[3]["steps"] == 20 and rows[0]["env"].endswith(", latent)")
     assert all(row["steps_per_s"] > 0 for row in rows)
     assert rows[1]["state_bytes_per_env"] == rows[0]["state_bytes_per_env"]
-    assert "steps/s" in capsys.readouterr().out
+    ratios = result["imagined_over_real_machine_wide"]
+    assert ratios["2"] == pytest.approx(rows[1]["steps_per_s"] / rows[3]["steps_per_s"])
+    printed = capsys.readouterr().out
+    assert "steps/s" in printed and "imagined / real machine-wide" in printed

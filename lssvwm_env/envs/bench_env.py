@@ -1,5 +1,7 @@
 """`lssvwm bench env`: imagined steps per second of the batched env at several batch sizes, beside
-the real env's steps per second measured in the same run.
+the real env's steps per second measured in the same run: in one process, and machine-wide with one
+process per core (`--real-workers`), as its users run it (SB3's SubprocVecEnv, Gymnasium's
+AsyncVectorEnv); the last lines give imagined / real machine-wide.
 
 Imagined steps are timed without resets (priming is timed apart, as "reset s"): a step's cost is
 the same at any horizon, so the figure holds for any episode length. The real env's frames and
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--obs-type", choices=("pixels", "latent", "features"), default="pixels",
                         help="what the imagined envs observe: latent and features skip the decoder (default pixels)")
     parser.add_argument("--real-env", default="memory-maze-9x9", help="the real env to time ('none': skip)")
-    parser.add_argument("--real-steps", type=int, default=200, help="timed steps of the real env")
+    parser.add_argument("--real-steps", type=int, default=200, help="timed steps of the real env (per process)")
+    parser.add_argument("--real-workers", type=int, default=os.cpu_count() or 1,
+                        help="processes for the machine-wide real figure (default: the number of cores; 1: skip)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     parser.add_argument("--seed", type=int, default=0)
@@ -86,6 +91,25 @@ def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, A
             "reset_s": reset_s, "state_bytes_per_env": batch.state.nbytes() // num_envs}
 
 
+def _real_worker(job: tuple[str, int, int]) -> tuple[int, float, float]:
+    name, steps, seed = job
+    figures, _ = bench_real_env(name, steps, seed)
+    return figures["steps"], figures["steps"] / figures["steps_per_s"], figures["reset_s"]
+
+
+def bench_real_env_workers(name: str, steps: int, seed: int, workers: int) -> dict[str, Any]:
+    """`workers` processes, each stepping its own real env with random actions at the same time:
+    machine-wide steps/s = all their steps over the longest one's stepping time."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        results = pool.map(_real_worker, [(name, steps, seed + w) for w in range(workers)])
+    total, slowest = sum(r[0] for r in results), max(r[1] for r in results)
+    return {"env": f"real {name}, {workers} processes", "num_envs": workers, "steps": total,
+            "steps_per_s": total / slowest, "ms_per_batch_step": 1000 * slowest / (total / workers),
+            "reset_s": max(r[2] for r in results)}
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'env':<48} {'num_envs':>8} {'steps/s':>10} {'ms/batch step':>14} {'reset s':>8} {'state KB/env':>13}"]
     for row in rows:
@@ -115,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
             options = episode
         except Exception as err:  # a missing renderer must not hide the imagined figures
             real_rows.append({"env": f"real {args.real_env}", "error": f"{type(err).__name__}: {err}"})
+        if args.real_workers > 1 and "error" not in real_rows[0]:
+            real_rows.append(bench_real_env_workers(args.real_env, args.real_steps, args.seed, args.real_workers))
     if args.dataset is not None or (resolve_checkpoint_dir(args.checkpoint) / CONTEXT_FILE).exists():
         options = {}  # the env's own context source
     rows = []
@@ -123,8 +149,15 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(rows[-1:]).splitlines()[-1], file=sys.stderr)
     rows += real_rows
     print(format_table(rows))
+    machine = next((r for r in reversed(real_rows) if "error" not in r), None)
+    ratios = {}
+    if machine is not None:
+        for row in rows[:len(args.num_envs)]:
+            ratios[str(row["num_envs"])] = row["steps_per_s"] / machine["steps_per_s"]
+            print(f"imagined / real machine-wide ({machine['env']}) at {row['num_envs']} envs: "
+                  f"{ratios[str(row['num_envs'])]:.2f}x")
     result = {"threads": torch.get_num_threads(), "sampling_steps": args.sampling_steps, "context": args.context,
-              "rows": rows}
+              "obs_type": args.obs_type, "rows": rows, "imagined_over_real_machine_wide": ratios}
     if args.json is not None:
         text = json.dumps(result, indent=2)
         if str(args.json) == "-":
