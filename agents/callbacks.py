@@ -21,8 +21,10 @@ class RealEnvEvalCallback(BaseCallback):
 
     def __init__(self, env_name: str, every: int, episodes: int, max_steps: int | None, seed: int,
                  num_envs: int = 1, deterministic: bool = False,
-                 on_result: Callable[[EvalResult, int], None] | None = None) -> None:
+                 on_result: Callable[[EvalResult, int], None] | None = None, obs_type: str = "pixels",
+                 checkpoint: str | None = None, device: str = "cpu") -> None:
         super().__init__()
+        self.obs_type, self.checkpoint, self.device = obs_type, checkpoint, device  # see make_real_vec_env
         self.env_name, self.every, self.episodes, self.max_steps = env_name, every, episodes, max_steps
         self.seed, self.num_envs, self.deterministic, self.on_result = seed, num_envs, deterministic, on_result
         self.next_eval = every
@@ -39,7 +41,8 @@ class RealEnvEvalCallback(BaseCallback):
 
     def evaluate(self) -> EvalResult:
         if self.venv is None:
-            self.venv = make_real_vec_env(self.env_name, self.num_envs, self.max_steps)
+            self.venv = make_real_vec_env(self.env_name, self.num_envs, self.max_steps, obs_type=self.obs_type,
+                                          checkpoint=self.checkpoint, device=self.device)
             check_fits(self.model, self.venv, self.env_name)
         result = run_episodes(self.model, self.venv, self.episodes, self.env_name, self.seed, self.deterministic)
         self.real_env_steps += result.env_steps

@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                       deterministic=args.deterministic_eval)
     shared = {name: getattr(args, name) for name in SHARED_FIELDS}
     world_model = {k: shared.pop(k) for k in ("checkpoint", "context", "context_dataset", "context_split",
-                                             "context_start", "sampling_steps")}
+                                             "context_start", "sampling_steps", "obs_type")}
     warm_start = {k: shared.pop(k) for k in ("bc_dataset", "bc_epochs", "bc_anchor")}
     subprocesses = shared.pop("subprocesses")
     common = dict(shared, eval_episodes=0)  # PPO, the run, and the training episodes' step limit
@@ -208,10 +208,13 @@ def run(args: argparse.Namespace) -> int:
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
     checkpoint = args.checkpoint or summary.get("checkpoint")
-    rows.append(Row(f"imagination {algo}", imagined_training(summary), real_steps,
-                    evaluate_in_real_env(policy, args.real_env, **evaluation),
+    obs_type = summary.get("settings", {}).get("obs_type", "pixels")
+    rows.append(Row(f"imagination {algo}" + ("" if obs_type == "pixels" else f" on {obs_type}"),
+                    imagined_training(summary), real_steps,
+                    evaluate_in_real_env(policy, args.real_env, obs_type=obs_type, checkpoint=checkpoint,
+                                         device=args.device, **evaluation),
                     evaluate_in_model(policy, env_id, checkpoint, context=args.context, device=args.device,
-                                      **evaluation), str(imagined_dir.resolve())))
+                                      obs_type=obs_type, **evaluation), str(imagined_dir.resolve())))
     print(f"imagination, real env: {rows[-1].real.line()}")
     print(f"imagination, in model: {rows[-1].in_model.line()}")
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
 from data_collection.envs import FRAME_SHAPE, RealEnv, make_env
 
@@ -178,11 +178,77 @@ class RealEnvWorkers(SubprocVecEnv):
             self.closed = True
 
 
+class WorldModelObservations(VecEnvWrapper):
+    """Real envs seen as an imagined env with obs_type "latent" or "features" sees itself: the world
+    model observes every real frame (with the action that led to it, as `observe` primes it), and the
+    policy gets that frame's latent or the backbone's features, which carry what the model's state
+    recalls. So a policy trained in imagination on features acts in the real env unchanged. One
+    batched forward pass per step; an env that finishes starts again from a fresh state."""
+
+    def __init__(self, venv: VecEnv, checkpoint: str | Path | None, obs_type: str, device: str = "cpu") -> None:
+        import torch
+
+        from lssvwm_env.checkpoint import load_world_model
+        from lssvwm_env.envs.world_model_env import observation_space
+
+        if obs_type == "pixels":
+            raise ValueError("obs_type 'pixels' needs no world model: use the real VecEnv itself")
+        self.model = load_world_model(checkpoint, device)
+        self.obs_type = obs_type
+        space = observation_space(self.model.config, obs_type)
+        if venv.action_space.n != self.model.config.backbone.action.n:
+            raise ValueError(f"the world model takes {self.model.config.backbone.action.n} actions, the real env "
+                             f"{venv.action_space.n}: use a model trained on this env")
+        super().__init__(venv, observation_space=space)
+        self.torch = torch
+        self.state = None
+        self.actions: np.ndarray | None = None
+
+    def _observe(self, state, frames: np.ndarray, actions: np.ndarray):
+        torch = self.torch
+        step = self.model.observe_step(state, torch.from_numpy(frames[:, None]), torch.from_numpy(actions[:, None]))
+        values = step.latent if self.obs_type == "latent" else step.features
+        return values.float().cpu().numpy(), step.state
+
+    def _first(self, frames: np.ndarray):
+        from lssvwm_env.models.conditioning import NO_ACTION
+
+        no_action = np.full(len(frames), NO_ACTION, dtype=np.int64)
+        return self._observe(self.model.initial_state(len(frames)), frames, no_action)
+
+    def reset(self) -> np.ndarray:
+        observations, self.state = self._first(self.venv.reset())
+        return observations
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.actions = np.asarray(actions, dtype=np.int64)
+        self.venv.step_async(actions)
+
+    def step_wait(self):
+        frames, rewards, dones, infos = self.venv.step_wait()
+        # A finished env's returned frame is already the next episode's first: its last frame is the
+        # terminal observation, observed in the episode's state.
+        last = frames.copy()
+        for i in np.flatnonzero(dones):
+            last[i] = infos[i]["terminal_observation"]
+        observations, self.state = self._observe(self.state, last, self.actions)
+        if dones.any():
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = observations[i]
+            fresh, fresh_state = self._first(frames)
+            mask = self.torch.from_numpy(dones.astype(bool)).to(self.model.device)
+            self.state = self.state.where(mask, fresh_state)
+            observations[dones] = fresh[dones]
+        return observations, rewards, dones, infos
+
+
 def make_real_vec_env(name: str, num_envs: int, max_episode_steps: int | None = None, seed: int | None = None,
-                      subprocesses: bool = False) -> VecEnv:
+                      subprocesses: bool = False, obs_type: str = "pixels",
+                      checkpoint: str | Path | None = None, device: str = "cpu") -> VecEnv:
     """`num_envs` RealImageEnv of `name` as an SB3 VecEnv: DummyVecEnv (in this process), or
     RealEnvWorkers (one process per env: for Memory Maze, whose physics and rendering cost more than
-    the policy). seed: env i's first reset uses seed + i."""
+    the policy). seed: env i's first reset uses seed + i. obs_type "latent" / "features": observed
+    through the world model `checkpoint` (WorldModelObservations)."""
     def make() -> RealImageEnv:
         return RealImageEnv(name, max_episode_steps)
 
@@ -192,5 +258,11 @@ def make_real_vec_env(name: str, num_envs: int, max_episode_steps: int | None = 
         venv = DummyVecEnv([make] * num_envs)
     if seed is not None:
         venv.seed(seed)
+    if obs_type != "pixels":
+        try:
+            venv = WorldModelObservations(venv, checkpoint, obs_type, device)
+        except Exception:
+            venv.close()
+            raise
     return venv
 

@@ -91,6 +91,9 @@ def run_episodes(policy: Policy, venv: VecEnv, episodes: int, env_label: str, se
 
 def _run_episodes(policy: Policy, venv: VecEnv, episodes: int, env_label: str, seed: int | None,
                   deterministic: bool, record: bool) -> EvalResult:
+    if record and len(venv.observation_space.shape) != 3:
+        raise ValueError(f"{env_label}: a video records the observed frames, and this env observes vectors of shape "
+                         f"{venv.observation_space.shape} (obs_type latent or features); evaluate without a video")
     n = venv.num_envs
     targets = np.array([(episodes + i) // n for i in range(n)])
     counts = np.zeros(n, dtype=int)
@@ -125,9 +128,11 @@ def _run_episodes(policy: Policy, venv: VecEnv, episodes: int, env_label: str, s
 
 def evaluate_in_real_env(policy: Policy, env_name: str, episodes: int, max_steps: int | None = None,
                          seed: int | None = 0, num_envs: int = 1, deterministic: bool = False,
-                         record: bool = False) -> EvalResult:
-    """`policy` in the real env `env_name` (data_collection.envs names), episodes cut at max_steps."""
-    venv = make_real_vec_env(env_name, num_envs, max_steps)
+                         record: bool = False, obs_type: str = "pixels", checkpoint: str | Path | None = None,
+                         device: str = "cpu") -> EvalResult:
+    """`policy` in the real env `env_name` (data_collection.envs names), episodes cut at max_steps;
+    obs_type latent / features: the policy sees the real frames through the world model `checkpoint`."""
+    venv = make_real_vec_env(env_name, num_envs, max_steps, obs_type=obs_type, checkpoint=checkpoint, device=device)
     try:
         check_fits(policy, venv, env_name)
         return run_episodes(policy, venv, episodes, env_name, seed, deterministic, record)
@@ -139,11 +144,11 @@ def evaluate_in_model(policy: Policy, env_id: str, checkpoint: str | Path | None
                       max_steps: int | None = None, seed: int | None = 0, num_envs: int = 1,
                       deterministic: bool = False, record: bool = False, device: str = "cpu",
                       sampling_steps: int | None = None, context: int = 32,
-                      dataset: str | Path | None = None) -> EvalResult:
+                      dataset: str | Path | None = None, obs_type: str = "pixels") -> EvalResult:
     """`policy` inside the world model (the imagined env `env_id` with `checkpoint`): returns are the
     model's predicted rewards. Compared with evaluate_in_real_env this measures the imagination gap."""
     venv = make_imagined_vec_env(env_id, num_envs, checkpoint=checkpoint, device=device, sampling_steps=sampling_steps,
-                                 context=context, max_episode_steps=max_steps, dataset=dataset)
+                                 context=context, max_episode_steps=max_steps, dataset=dataset, obs_type=obs_type)
     try:
         check_fits(policy, venv, env_id)
         label = f"model:{checkpoint if checkpoint is not None else 'default'}"

@@ -65,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
     policy, algo, summary = policy_from_arg(args.policy, env_spec(args.env).action_space.n, args.seed, args.algo,
                                             args.device)
     record = args.video is not None
-    results: dict[str, Any] = {"policy": args.policy, "algo": algo, "env": args.env, "max_steps": args.max_steps}
+    # A policy that observes the world model's latent or features sees the real env through that model.
+    obs_type = summary.get("settings", {}).get("obs_type", "pixels")
+    model_of_policy = summary.get("checkpoint") if summary.get("imagined") else summary.get("settings", {}).get(
+        "checkpoint")
+    results: dict[str, Any] = {"policy": args.policy, "algo": algo, "env": args.env, "max_steps": args.max_steps,
+                               "obs_type": obs_type}
     lines = []
     if args.in_model:
         model_env = imagined_env_id(args.model_env or next(
@@ -74,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"--model-env {args.model_env!r} is not an LSSVWM id ({', '.join(REAL_ENV_OF_ID)})")
         checkpoint = args.checkpoint or (summary.get("checkpoint") if summary.get("imagined") else None)
         imagined = evaluate_in_model(policy, model_env, checkpoint, args.episodes, args.max_steps, args.seed,
-                                     args.num_envs, args.deterministic, record, args.device, context=args.context)
+                                     args.num_envs, args.deterministic, record, args.device, context=args.context,
+                                     obs_type=obs_type)
         results["in_model"] = imagined.to_json()
         lines.append(f"world model: {imagined.line()}")
         if record:
             write_video(args.video.with_name(f"{args.video.stem}.in_model{args.video.suffix}"), imagined.frames)
     real = evaluate_in_real_env(policy, args.env, args.episodes, args.max_steps, args.seed, args.num_envs,
-                                args.deterministic, record)
+                                args.deterministic, record, obs_type, model_of_policy, args.device)
     results["real"] = real.to_json()
     if args.in_model:
         results["imagination_gap"] = results["in_model"]["mean_return"] - real.mean_return

@@ -30,13 +30,17 @@ SUMMARY_FILE = "summary.json"
 @dataclass(frozen=True)
 class Algo:
     cls: type[BaseAlgorithm]
-    policy: str  # SB3 policy name; NatureCNN features (64x64 frames -> 1024 -> 512) in both
+    policy: str  # SB3 policy name for frames; NatureCNN features (64x64 frames -> 1024 -> 512) in both
+    vector_policy: str  # for vector observations (the world model's latent or features): an MLP
     recurrent: bool
+
+    def policy_for(self, obs_type: str) -> str:
+        return self.policy if obs_type == "pixels" else self.vector_policy
 
 
 ALGOS = {
-    "ppo": Algo(PPO, "CnnPolicy", recurrent=False),
-    "recurrent_ppo": Algo(RecurrentPPO, "CnnLstmPolicy", recurrent=True),
+    "ppo": Algo(PPO, "CnnPolicy", "MlpPolicy", recurrent=False),
+    "recurrent_ppo": Algo(RecurrentPPO, "CnnLstmPolicy", "MlpLstmPolicy", recurrent=True),
 }
 
 

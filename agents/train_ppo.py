@@ -49,8 +49,9 @@ from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, 
 from agents.episodes import EvalResult
 from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
 from data_collection.dataset import SPLITS, Dataset
-from lssvwm_env.envs.context import CONTEXT_STARTS
 from data_collection.files import write_json_atomic
+from lssvwm_env.envs.context import CONTEXT_STARTS
+from lssvwm_env.envs.world_model_env import OBS_TYPES
 
 EVAL_SEED = 10_000  # evaluation episodes are seeded apart from the training envs' seeds
 
@@ -73,6 +74,9 @@ class TrainArgs:
     context_start: str = "first"  # ... from their first frames, or "random": from anywhere in them
     sampling_steps: int | None = None  # denoising steps per frame (None: the model config's)
     max_episode_steps: int | None = None  # training episodes' step limit (None: the env's own)
+    # what the policy observes: "pixels" (a CNN reads the frame), or "latent" / "features" (an MLP reads
+    # the world model's latent or backbone features; in the real env the model observes the frames)
+    obs_type: str = "pixels"
     # warm start (PPO only): behaviour cloning + value regression on a dataset before PPO
     bc_dataset: str | None = None
     bc_epochs: int = 4
@@ -121,6 +125,10 @@ def add_world_model_arguments(parser: argparse.ArgumentParser) -> None:
                             "in them, for short imagined episodes from every situation the data holds")
     group.add_argument("--sampling-steps", type=int, help="denoising steps per frame (default: the model's)")
     group.add_argument("--max-episode-steps", type=int, help="training episodes' step limit (default: the env's)")
+    group.add_argument("--obs-type", choices=list(OBS_TYPES), default=defaults.obs_type,
+                       help="what the policy observes: pixels (a CNN on the frame), latent or features (an MLP on "
+                            "the world model's latent or features, which carry its memory; in the real env the "
+                            "model observes the real frames)")
 
 
 def add_warm_start_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +159,7 @@ def add_ppo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 SHARED_FIELDS = ("checkpoint", "context", "context_dataset", "context_split", "context_start", "sampling_steps",
-                 "max_episode_steps", "bc_dataset", "bc_epochs", "bc_anchor", "algo", "num_envs", "seed", "n_steps",
+                 "max_episode_steps", "obs_type", "bc_dataset", "bc_epochs", "bc_anchor", "algo", "num_envs", "seed", "n_steps",
                  "batch_size", "n_epochs", "learning_rate", "gamma", "gae_lambda", "ent_coef", "clip_range",
                  "subprocesses", "device", "threads", "progress")
 
@@ -187,6 +195,9 @@ def check_flags(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> None
     if ns.bc_dataset is not None and ALGOS[ns.algo].recurrent:
         parser.error(f"--bc-dataset warm-starts --algo ppo only, not {ns.algo} (its LSTM would need whole "
                      "sequences)")
+    if ns.bc_dataset is not None and ns.obs_type != "pixels":
+        parser.error(f"--bc-dataset clones the dataset's frames: it warm-starts --obs-type pixels only, not "
+                     f"{ns.obs_type}")
     if ns.bc_anchor is not None and ns.bc_dataset is None:
         parser.error("--bc-anchor keeps PPO near the warm start; pass --bc-dataset DIR too")
     if ns.bc_anchor is not None and ns.bc_anchor <= 0:
@@ -201,7 +212,8 @@ def make_training_env(args: TrainArgs) -> tuple[VecEnv, str | None, str]:
     """(VecEnv, imagined id or None, real env to evaluate in)."""
     env_id = imagined_env_id(args.env)
     if env_id is None:
-        venv = make_real_vec_env(args.env, args.num_envs, args.max_episode_steps, args.seed, args.subprocesses)
+        venv = make_real_vec_env(args.env, args.num_envs, args.max_episode_steps, args.seed, args.subprocesses,
+                                 args.obs_type, args.checkpoint, args.device)
         return venv, None, args.real_env or args.env
     real_env = args.real_env or REAL_ENV_OF_ID.get(env_id)
     if real_env is None and args.eval_episodes:
@@ -209,7 +221,8 @@ def make_training_env(args: TrainArgs) -> tuple[VecEnv, str | None, str]:
     venv = make_imagined_vec_env(env_id, args.num_envs, seed=args.seed, checkpoint=args.checkpoint, device=args.device,
                                  sampling_steps=args.sampling_steps, context=args.context,
                                  max_episode_steps=args.max_episode_steps, dataset=args.context_dataset,
-                                 dataset_split=args.context_split, context_start=args.context_start)
+                                 dataset_split=args.context_split, context_start=args.context_start,
+                                 obs_type=args.obs_type)
     return venv, env_id, real_env
 
 
@@ -224,6 +237,9 @@ def train(args: TrainArgs) -> dict[str, Any]:
         if ALGOS[args.algo].recurrent:
             raise ValueError(f"bc_dataset: behaviour cloning warm-starts ppo only, not {args.algo} (its LSTM would "
                              "need whole sequences); drop --bc-dataset or use --algo ppo")
+        if args.obs_type != "pixels":
+            raise ValueError(f"bc_dataset: behaviour cloning learns from the dataset's frames, so it warm-starts "
+                             f"obs_type pixels only, not {args.obs_type}")
         Dataset.open(args.bc_dataset)  # a missing or bad manifest fails here, before the world model loads
     elif args.bc_anchor is not None:
         raise ValueError("bc_anchor keeps PPO near the warm start; set bc_dataset too")
@@ -239,7 +255,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     imagined = env_id is not None
     rollout = args.n_steps * args.num_envs
     anchored = args.bc_anchor is not None
-    policy = AnchoredCnnPolicy if anchored else algo.policy
+    policy = AnchoredCnnPolicy if anchored else algo.policy_for(args.obs_type)
     model = algo.cls(policy, VecMonitor(venv), n_steps=args.n_steps,
                      batch_size=min(args.batch_size, rollout),  # SB3 needs batch_size <= n_steps x num_envs
                      n_epochs=args.n_epochs, learning_rate=args.learning_rate, gamma=args.gamma,
@@ -278,7 +294,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
         write_summary("running")
 
     evaluator = (RealEnvEvalCallback(real_env, args.eval_every, args.eval_episodes, args.eval_max_steps,
-                                     args.eval_seed, args.eval_envs, args.deterministic_eval, record)
+                                     args.eval_seed, args.eval_envs, args.deterministic_eval, record,
+                                     obs_type=args.obs_type, checkpoint=args.checkpoint, device=args.device)
                  if args.eval_episodes and real_env else None)
     callbacks: list = [c for c in (evaluator,) if c is not None]
     if args.save_every:

@@ -132,3 +132,35 @@ def test_a_dead_worker_is_named_with_its_exit_code_and_close_still_works():
     finally:
         venv.close()
     assert venv.closed and not any(p.is_alive() for p in venv.processes)
+
+
+def test_the_world_model_observes_the_real_frames(checkpoint):
+    """WorldModelObservations: the features a policy gets in the real env are the world model's features
+    of the real frames, observed one by one with the actions that led to them; a finished episode starts
+    from a fresh state."""
+    import torch
+
+    from agents.envs import WorldModelObservations
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.models.conditioning import NO_ACTION
+
+    actions = [2, 1, 2, 0]
+    plain = make_real_vec_env(MINIGRID, 2, max_episode_steps=3, seed=5)
+    frames = [plain.reset()]
+    for a in actions[:2]:
+        frames.append(plain.step(np.array([a, a]))[0])
+    plain.close()
+    venv = make_real_vec_env(MINIGRID, 2, max_episode_steps=3, seed=5, obs_type="features", checkpoint=checkpoint)
+    assert isinstance(venv, WorldModelObservations) and venv.observation_space.shape == (32,)
+    observed = [venv.reset()] + [venv.step(np.array([a, a]))[0] for a in actions[:2]]
+    model = load_world_model(checkpoint)
+    state = model.initial_state(2)
+    for t, (frame, a) in enumerate(zip(frames, [NO_ACTION] + actions[:2])):
+        step = model.observe_step(state, torch.from_numpy(frame[:, None]), torch.full((2, 1), a))
+        state = step.state
+        assert np.allclose(observed[t], step.features.numpy(), atol=1e-5), t
+    _, _, dones, infos = venv.step(np.array([2, 2]))  # the third step: the 3-step limit
+    assert dones.all() and infos[0]["terminal_observation"].shape == (32,)
+    venv.close()
+    with pytest.raises(ValueError, match="takes 7 actions, the real env 6"):
+        make_real_vec_env("memory-maze-9x9", 1, obs_type="features", checkpoint=checkpoint)

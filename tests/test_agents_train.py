@@ -160,3 +160,24 @@ def test_policy_errors_speak_to_the_user(ppo_run, tmp_path):
     # a 7-action MiniGrid policy cannot act in Memory Maze (6 actions); nothing is reset before the check
     with pytest.raises(ValueError, match=r"acts in Discrete\(7\), memory-maze-9x9 takes Discrete\(6\)"):
         evaluate_in_real_env(policy, "memory-maze-9x9", 1)
+
+
+def test_agents_on_the_world_models_features(checkpoint, tmp_path, capsys):
+    """--obs-type features: PPO (an MLP) trains on the imagined env's features and is evaluated in the real
+    env through the same world model observing the real frames; agents.evaluate finds all that in the
+    run's summary."""
+    out = tmp_path / "features"
+    train_ppo.main(["--env", "LSSVWM-MiniGrid-v0", "--checkpoint", str(checkpoint), "--real-env", MINIGRID,
+                    "--obs-type", "features", "--timesteps", "128", "--context", "4", "--max-episode-steps", "20",
+                    "--eval-every", "0", "--eval-episodes", "2", "--eval-max-steps", "10", "--save-every", "0",
+                    "--out", str(out), *SMALL_PPO])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["policy"] == "MlpPolicy" and summary["settings"]["obs_type"] == "features"
+    assert summary["final_eval"]["env"] == MINIGRID and summary["final_eval"]["episodes"] == 2
+    evaluate.main(["--policy", str(out), "--env", MINIGRID, "--episodes", "2", "--max-steps", "5", "--num-envs", "1"])
+    assert LAST_LINE.search(capsys.readouterr().out.strip().splitlines()[-1])
+    with pytest.raises(SystemExit):  # behaviour cloning learns from frames
+        train_ppo.main(["--env", MINIGRID, "--obs-type", "features", "--bc-dataset", str(tmp_path), "--out",
+                        str(tmp_path / "bc")])
+    assert "--bc-dataset clones the dataset's frames: it warm-starts --obs-type pixels only, not features" in \
+        capsys.readouterr().err

@@ -46,6 +46,18 @@ BatchStep = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 OBS_TYPES = ("pixels", "latent", "features")
 
 
+def observation_space(config, obs_type: str) -> spaces.Box:
+    """One env's observation space for a world model config (WorldModelConfig) and obs_type."""
+    if obs_type not in OBS_TYPES:
+        raise ValueError(f"obs_type={obs_type!r}: choose from {', '.join(OBS_TYPES)}")
+    if obs_type == "pixels":
+        size = config.autoencoder.image_size
+        return spaces.Box(0, 255, (size, size, 3), np.uint8)
+    shape = ((*config.autoencoder.grid, config.autoencoder.latent_channels) if obs_type == "latent"
+             else (config.backbone.d_model,))
+    return spaces.Box(-np.inf, np.inf, shape, np.float32)
+
+
 class ResetNeeded(RuntimeError):
     """step() was called before reset()."""
 
@@ -165,10 +177,7 @@ class ImaginedBatch:
     # ---- observations --------------------------------------------------------------------------
     @property
     def single_observation_space(self) -> spaces.Box:
-        if self.obs_type == "pixels":
-            return spaces.Box(0, 255, self.frame_shape, np.uint8)
-        shape = self.latent_shape if self.obs_type == "latent" else (self.feature_size,)
-        return spaces.Box(-np.inf, np.inf, shape, np.float32)
+        return observation_space(self.model.config, self.obs_type)
 
     def observations(self) -> np.ndarray:
         """(N, ...) a copy of the current observations, as obs_type says."""
