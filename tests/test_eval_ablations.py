@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from data_collection.dataset import Dataset
 from lssvwm_env.cli import main as lssvwm
 from lssvwm_env.evaluation.ablations import (ABLATIONS, DEFAULT_VARIANTS, binned_scores, equal_cost_causal_window,
                                             plan_budget, scale_curriculum)
@@ -85,7 +86,7 @@ def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigr
     memory = json.loads((out / "results.json").read_text())
     assert list(results["variants"]) == ["ours", "local_attn", "causal_window"]
     table = (out / "ablations.md").read_text()
-    assert table in printed
+    assert table in printed and "Next frame from the real past" in table
     assert memory["window"] == 4 and memory["seeds"] == [0, 1]
     for name in ("ours", "causal_window"):
         entry, row = results["variants"][name], memory["variants"][name]
@@ -105,6 +106,12 @@ def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigr
         assert entry["metrics"]["psnr"] == pytest.approx(sum(psnrs) / 2)
         assert row["all"]["psnr_spread"] == pytest.approx(max(psnrs) - min(psnrs))
         assert row["state_mb_at_frame_1000"] > 0 and row["latency_ms_at_frame_1000"] > 0
+        # The next-frame probe: every frame from its real past, by revisit gap, per seed and their mean.
+        probes = [json.loads((out / "eval" / name / f"seed{s}" / "next_frame.json").read_text()) for s in (0, 1)]
+        train = [e.length for e in Dataset.open(data).episodes("train")]
+        assert probes[0]["window"] == 4 and probes[0]["bins"]["all"]["frames"] == sum(n - 1 for n in train)
+        assert row["next_frame"]["all"]["psnr"] == pytest.approx((probes[0]["bins"]["all"]["psnr"]
+                                                                  + probes[1]["bins"]["all"]["psnr"]) / 2)
         assert f"| {ABLATIONS[name].label} | {entry['metrics']['psnr']:.2f} | {entry['metrics']['ssim']:.3f} |" in table
     causal = json.loads((out / "runs" / "causal_window" / "seed0" / "checkpoint" / "config.json").read_text())
     assert causal["model"]["causal_window"] == results["causal_window"] == memory["causal_window"]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lssvwm_env.evaluation.next_frame_memory import bin_masks, window_bins
 from lssvwm_env.models.backbone import VARIANTS
 
 
@@ -271,6 +272,9 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
             if _evaluated_steps(eval_dir) != steps:
                 evaluate_memory(load_world_model(run_dir), eval_data or data_dir, eval_config, eval_dir, run_dir,
                                 log=log)
+            probe = eval_dir / "next_frame.json"
+            if not probe.exists() or json.loads(probe.read_text()).get("dynamics_steps") != steps:
+                write_next_frame_probe(run_dir, eval_data or data_dir, eval_config, probe, steps, log)
         first = out_dir / "runs" / name / f"seed{seeds[0]}"
         if (first / "checkpoint").exists():
             measure_cost(first, out_dir / "eval" / name / "cost.json")
@@ -278,6 +282,27 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
                               variants, seeds, eval_config.task)
     write_reports(out_dir, results)
     return results
+
+
+def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, path: Path, steps: int, log=print) -> None:
+    """next_frame.json: next-frame PSNR from the real past by revisit gap (next_frame_memory.py), over
+    the evaluation split's episodes (up to 40)."""
+    from data_collection.dataset import Dataset
+    from data_collection.files import write_json_atomic
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.evaluation.next_frame_memory import next_frame_memory
+
+    model = load_world_model(run_dir)
+    dataset = Dataset.open(data_dir)
+    episodes = [dataset.load_episode(e.index) for e in dataset.episodes(eval_config.split)][:PROBE_EPISODES]
+    result = next_frame_memory(model, episodes, model.config.backbone.attention.window or 0,
+                               eval_config.heading_tolerance_deg, eval_config.seed)
+    write_json_atomic(path, {**result, "dynamics_steps": steps})
+    log(f"next frame by revisit gap: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in result["bins"].items()
+                                                    if v["psnr"] is not None))
+
+
+PROBE_EPISODES = 40
 
 
 def _progress(run_dir: Path) -> dict:
@@ -292,22 +317,12 @@ def _evaluated_steps(eval_dir: Path) -> int | None:
     return (json.loads(path.read_text())["checkpoint"].get("training") or {}).get("dynamics_steps")
 
 
-def window_bins(window: int) -> dict[str, tuple[float, float]]:
-    """Revisits by the frames since the view was last seen, relative to the attention window:
-    within it (attention can see the view), up to 3x, beyond 3x (only a memory can)."""
-    return {"revisit_within_window": (1, window), "revisit_window_to_3x_window": (window + 1, 3 * window),
-            "revisit_beyond_3x_window": (3 * window + 1, math.inf)}
-
-
 def binned_scores(metrics: dict, window: int) -> dict[str, dict]:
     """Mean PSNR / SSIM of the model and the yardsticks over the generated frames of each gap bin
     (and `novel`: never seen before, `all`), from metrics.json's per-frame figures."""
     per_frame = metrics["per_frame"]
     gap = np.array([[np.inf if g is None else g for g in row] for row in per_frame["gap"]], dtype=float)
-    seen = np.isfinite(gap)
-    masks = {name: seen & (gap >= low) & (gap <= high) for name, (low, high) in window_bins(window).items()}
-    masks["novel"] = ~seen
-    masks["all"] = np.ones_like(gap, dtype=bool)
+    masks = bin_masks(gap, window)
     keys = [k for k in per_frame if k.endswith("psnr") or k.endswith("ssim")]
     out = {}
     for name, mask in masks.items():
@@ -344,6 +359,7 @@ def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, prese
             if not (eval_dir / "metrics.json").exists():
                 continue
             m = json.loads((eval_dir / "metrics.json").read_text())
+            probe = eval_dir / "next_frame.json"
             progress = _progress(run_dir)
             entry["seeds"][str(seed)] = {
                 "run": str(run_dir), "eval": str(eval_dir.relative_to(out_dir)),
@@ -352,6 +368,7 @@ def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, prese
                 "one_step_psnr_last_frame": last_eval_value(run_dir, "eval/one_step_psnr_last_frame"),
                 "parameters": m["checkpoint"]["parameters"],
                 "bins": binned_scores(m, window),
+                "next_frame": json.loads(probe.read_text())["bins"] if probe.exists() else None,
                 "metrics": {k: m[k] for k in ("psnr", "ssim", "lpips", "ceiling", "baselines", "splits", "settings",
                                               "timing")} | {"data": {k: m["data"][k] for k in (
                                                   "env", "policy", "split", "evaluated_episodes")}},
@@ -410,6 +427,13 @@ def memory_results(results: dict) -> dict:
                     cell[metric], cell[f"{metric}_spread"] = _mean_spread(values)
                     cell[f"{metric}_seeds"] = values
                 row[bin_name] = cell
+            probes = [s["next_frame"] for s in seeds if s.get("next_frame")]
+            if probes:
+                row["next_frame"] = {
+                    b: {"frames": probes[0][b]["frames"], "previous_frame_psnr": probes[0][b]["previous_frame_psnr"],
+                        **dict(zip(("psnr", "psnr_spread"), _mean_spread([p[b]["psnr"] for p in probes]))),
+                        "psnr_seeds": [p[b]["psnr"] for p in probes]}
+                    for b in probes[0]}
             row["one_step_psnr"], row["one_step_psnr_spread"] = _mean_spread([s["one_step_psnr"] for s in seeds])
             row["one_step_psnr_last_frame"] = seeds[0]["one_step_psnr_last_frame"]
             if not out["yardsticks"]:  # the same frames for every variant: take them once
@@ -564,4 +588,21 @@ def gap_table(memory: dict) -> str:
     first = next(iter(memory["variants"].values()), {})
     frames = [str((first.get(b) or {}).get("frames", "–")) for b in bins]
     lines.append(f"| *frames* | | " + " | ".join(frames) + " | | |")
+    probed = {name: row["next_frame"] for name, row in memory["variants"].items() if row.get("next_frame")}
+    if probed:
+        lines += ["", "Next frame from the real past (every frame of the held-out episodes, `next_frame_memory.py`), "
+                  "by the gap since its view was last seen:", "",
+                  "| variant | " + " | ".join(f"{t} PSNR" for t in titles) + " |", "|---|" + "---:|" * len(bins)]
+        for name, probe in probed.items():
+            cells = []
+            for b in bins:
+                c = probe.get(b) or {}
+                spread = c.get("psnr_spread")
+                cells.append("–" if c.get("psnr") is None else
+                             f"{c['psnr']:.2f}" + (f" ± {spread / 2:.2f}" if spread else ""))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        some = next(iter(probed.values()))
+        lines.append("| *previous frame* | " + " | ".join(_fmt((some.get(b) or {}).get("previous_frame_psnr"), 2)
+                                                      for b in bins) + " |")
+        lines.append("| *frames* | " + " | ".join(str((some.get(b) or {}).get("frames", "–")) for b in bins) + " |")
     return "\n".join(lines) + "\n"

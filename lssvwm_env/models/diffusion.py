@@ -30,6 +30,10 @@ class DiffusionConfig:
     long_context_min_prefix: float = 0.5  # shortest clean prefix, as a fraction of the window (paper: > 1/2)
     logit_normal_mean: float = 0.0  # training noise levels: sigmoid(N(mean, std)) (Esser et al. 2024)
     logit_normal_std: float = 1.0
+    # Generation commits each generated frame to the state at this noise level, re-noised to it, instead
+    # of clean: diffusion forcing trains on context frames at every noise level, and telling the model
+    # that its own frames are not exact keeps their errors from compounding (Chen et al. 2024, §3.4).
+    commit_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.prediction not in ("velocity", "x0"):
@@ -38,6 +42,8 @@ class DiffusionConfig:
             raise ValueError(f"diffusion.long_context_min_prefix must be in [0, 1), got {self.long_context_min_prefix}")
         if self.sampling_steps < 1:
             raise ValueError(f"diffusion.sampling_steps must be >= 1, got {self.sampling_steps}")
+        if not 0.0 <= self.commit_noise < 1.0:
+            raise ValueError(f"diffusion.commit_noise must be in [0, 1), got {self.commit_noise}")
 
 
 def sample_training_noise(

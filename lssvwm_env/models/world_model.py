@@ -227,7 +227,13 @@ class WorldModel(nn.Module):
         """`imagine` without the decoder: the new latent (B, h, w, C), the committed frame's features
         (B, D: what the heads read, and what the state recalls of the past), reward, termination."""
         latent, prior_features = self.generate_latent(state, action, generator, sampling_steps)
-        _, features, state = self.step_latents(state, latent, action.to(self.device).view(-1, 1))
+        committed, level = latent, None
+        sigma = self.config.diffusion.commit_noise
+        if sigma > 0:
+            noise = torch.randn(latent.shape, generator=generator, device=self.device, dtype=torch.float32)
+            committed = (1 - sigma) * latent + sigma * noise.to(latent.dtype)
+            level = torch.full(latent.shape[:2], sigma, device=self.device, dtype=latent.dtype)
+        _, features, state = self.step_latents(state, committed, action.to(self.device).view(-1, 1), level)
         read = prior_features if self.config.heads.predict_from == "prior" else features
         reward, termination_logit = self.heads(read[:, 0])
         return ModelStep(latent[:, 0], features[:, 0], reward, termination_logit > 0, state)

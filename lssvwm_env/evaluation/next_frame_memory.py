@@ -1,0 +1,69 @@
+"""Memory without the rollout: every frame of held-out episodes predicted from the real frames before
+it (WorldModel.predict_each_next), scored by PSNR and binned by the gap since its view was last seen,
+relative to the attention window.
+
+The paper's benchmark generates hundreds of frames from actions alone; a small model's own errors
+compound there long before memory can show (docs/memory-ablation/). Here the past is always real, so
+what the model adds where a view returns after more frames than its attention reaches can only come
+from what its state carried: a model with memory predicts such revisits better than local attention
+alone, at the same next-frame skill on views never seen before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lssvwm_env.evaluation.revisits import revisit_gaps
+
+
+def window_bins(window: int) -> dict[str, tuple[float, float]]:
+    """Revisits by the frames since the view was last seen, relative to the attention window:
+    within it (attention can see the view), up to 3x, beyond 3x (only a memory can)."""
+    return {"revisit_within_window": (1, window), "revisit_window_to_3x_window": (window + 1, 3 * window),
+            "revisit_beyond_3x_window": (3 * window + 1, math.inf)}
+
+
+def bin_masks(gap: np.ndarray, window: int) -> dict[str, np.ndarray]:
+    """Masks over frames with these gaps (inf: never seen) for each bin, `novel` and `all`."""
+    seen = np.isfinite(gap)
+    masks = {name: seen & (gap >= low) & (gap <= high) for name, (low, high) in window_bins(window).items()}
+    masks["novel"] = ~seen
+    masks["all"] = np.ones_like(gap, dtype=bool)
+    return masks
+
+
+def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int, heading_tolerance_deg: float = 45.0,
+                      seed: int = 0) -> dict:
+    """Per bin: frames, the model's next-frame PSNR, and the previous real frame repeated (yardstick).
+    episodes: loaded dataset episodes with agent_pos and agent_dir."""
+    import torch
+
+    from lssvwm_env.evaluation.metrics import psnr
+    from lssvwm_env.training.data import input_actions
+
+    with torch.no_grad():
+        return _next_frame_memory(model, episodes, window, heading_tolerance_deg, seed, psnr, input_actions)
+
+
+def _next_frame_memory(model, episodes, window, heading_tolerance_deg, seed, psnr, input_actions) -> dict:
+    import torch
+
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    scores, previous, gaps = [], [], []
+    for ep in episodes:
+        real = torch.from_numpy(ep["frames"]).unsqueeze(0)
+        actions = torch.from_numpy(input_actions(ep["actions"])).unsqueeze(0).to(model.device)
+        predicted = model.predict_each_next(model.initial_state(1), model.encode(real), actions, generator=generator)
+        frames = model.decode(predicted)[0].cpu()
+        scores.append(psnr(frames[1:], real[0, 1:]).clamp(max=100).double().numpy())
+        previous.append(psnr(real[0, :-1], real[0, 1:]).clamp(max=100).double().numpy())
+        n = len(ep["frames"])
+        gaps.append(revisit_gaps(ep["agent_pos"], ep["agent_dir"], 0, 1, n, heading_tolerance_deg).gap)
+    score, prev, gap = np.concatenate(scores), np.concatenate(previous), np.concatenate(gaps)
+    return {"window": window, "episodes": len(episodes),
+            "bins": {name: {"frames": int(mask.sum()),
+                            "psnr": float(score[mask].mean()) if mask.any() else None,
+                            "previous_frame_psnr": float(prev[mask].mean()) if mask.any() else None}
+                     for name, mask in bin_masks(gap, window).items()}}
