@@ -194,3 +194,28 @@ def test_patches_hold_the_latent_grid_in_order():
     assert torch.equal(patches[0, 0, 1, 2].reshape(2, 2, 4), latents[0, 0, 2:4, 4:6])
     assert torch.equal(backbone.from_patches(patches), latents)
     assert backbone.initial_state(1).keys[0].shape[2] == 64  # 8 x 8 tokens in the KV cache
+
+
+def test_commit_noise_changes_what_the_state_remembers_not_the_frame():
+    """diffusion.commit_noise: the generated latent is the same; the state commits it re-noised to that
+    level (told so by its noise-level input), so what follows differs."""
+    from lssvwm_env.models import WorldModel
+    from lssvwm_env.models.diffusion import DiffusionConfig
+    from lssvwm_env.presets import tiny
+
+    torch.manual_seed(0)
+    model = WorldModel(tiny().model).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    action = torch.tensor([1, 2])
+    steps = {}
+    for sigma in (0.0, 0.3):
+        model.config.diffusion.commit_noise = sigma
+        generator = torch.Generator().manual_seed(5)
+        first = model.imagine_step(model.initial_state(2), action, generator)
+        steps[sigma] = (first, model.imagine_step(first.state, action, torch.Generator().manual_seed(6)))
+    assert torch.equal(steps[0.0][0].latent, steps[0.3][0].latent)
+    assert not torch.allclose(steps[0.0][1].latent, steps[0.3][1].latent)
+    with pytest.raises(ValueError, match=r"commit_noise must be in \[0, 1\)"):
+        DiffusionConfig(commit_noise=1.0)
