@@ -255,6 +255,7 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
     common = dataset_overrides(preset_name, data_dir) + list(extra_overrides)
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = plan_budget(preset_name, variants, iterations, causal_window, common, log)
+    window = ours_window(preset_name, common)
     for name in variants:
         for seed in seeds:
             run_dir = out_dir / "runs" / name / f"seed{seed}"
@@ -274,7 +275,7 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
                                 log=log)
             probe = eval_dir / "next_frame.json"
             if not probe.exists() or json.loads(probe.read_text()).get("dynamics_steps") != steps:
-                write_next_frame_probe(run_dir, eval_data or data_dir, eval_config, probe, steps, log)
+                write_next_frame_probe(run_dir, eval_data or data_dir, eval_config, window, probe, steps, log)
         first = out_dir / "runs" / name / f"seed{seeds[0]}"
         if (first / "checkpoint").exists():
             measure_cost(first, out_dir / "eval" / name / "cost.json")
@@ -284,9 +285,16 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
     return results
 
 
-def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, path: Path, steps: int, log=print) -> None:
-    """next_frame.json: next-frame PSNR from the real past by revisit gap (next_frame_memory.py), over
-    the evaluation split's episodes (up to 40)."""
+def ours_window(preset_name: str, overrides: list[str]) -> int:
+    """The attention window of `ours`: every variant's frames are binned by the gap relative to it."""
+    from lssvwm_env.training.train import build_config
+    return build_config(preset_name, list(overrides)).model.backbone.attention.window
+
+
+def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, window: int, path: Path, steps: int,
+                           log=print) -> None:
+    """next_frame.json: next-frame PSNR from the real past by revisit gap relative to `window`
+    (next_frame_memory.py), over the evaluation split's episodes (up to PROBE_EPISODES)."""
     from data_collection.dataset import Dataset
     from data_collection.files import write_json_atomic
     from lssvwm_env.checkpoint import load_world_model
@@ -295,8 +303,7 @@ def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, path: Pat
     model = load_world_model(run_dir)
     dataset = Dataset.open(data_dir)
     episodes = [dataset.load_episode(e.index) for e in dataset.episodes(eval_config.split)][:PROBE_EPISODES]
-    result = next_frame_memory(model, episodes, model.config.backbone.attention.window or 0,
-                               eval_config.heading_tolerance_deg, eval_config.seed)
+    result = next_frame_memory(model, episodes, window, eval_config.heading_tolerance_deg, eval_config.seed)
     write_json_atomic(path, {**result, "dynamics_steps": steps})
     log(f"next frame by revisit gap: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in result["bins"].items()
                                                     if v["psnr"] is not None))
@@ -343,9 +350,8 @@ def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, prese
                     task: str) -> dict:
     """ablations.json from what is on disk: every variant's runs and evaluations, per seed and mean."""
     from data_collection.files import write_json_atomic
-    from lssvwm_env.training.train import build_config
 
-    window = build_config(preset_name, list(extra_overrides)).model.backbone.attention.window
+    window = ours_window(preset_name, extra_overrides)
     results = {"kind": "lssvwm-ablations", "data": str(data_dir.resolve()),
                "eval_data": str((eval_data or data_dir).resolve()), "preset": preset_name, "iterations": iterations,
                "extra_overrides": extra_overrides, "seeds": list(seeds), "window": window,
