@@ -214,7 +214,7 @@ MEMORY_MAZE_NAVIGATION = Navigation(
     steps_per_cell=6.0,
 )
 
-_RENDER_ERROR_PATTERN = re.compile(r"EGL|OSMesa|OpenGL|GLFW|libGL|mjr_makeContext|MUJOCO_GL|display", re.I)
+_RENDER_ERROR_PATTERN = re.compile(r"EGL|OSMesa|OpenGL|GLFW|glad|libGL|mjr_makeContext|MUJOCO_GL|display", re.I)
 
 
 def _rendering_error(exc: BaseException) -> RenderingError | None:
