@@ -22,10 +22,12 @@ from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
+import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 
 from data_collection.envs import FRAME_SHAPE, RealEnv, make_env
+from lssvwm_env.models.state import WorldModelState
 
 # The real env an imagined id was trained on: the default env to evaluate its agents in.
 REAL_ENV_OF_ID = {"LSSVWM-Memory-v0": "memory-maze-9x9", "LSSVWM-MiniGrid-v0": "minigrid-memory"}
@@ -186,8 +188,6 @@ class WorldModelObservations(VecEnvWrapper):
     batched forward pass per step; an env that finishes starts again from a fresh state."""
 
     def __init__(self, venv: VecEnv, checkpoint: str | Path | None, obs_type: str, device: str = "cpu") -> None:
-        import torch
-
         from lssvwm_env.checkpoint import load_world_model
         from lssvwm_env.envs.world_model_env import observation_space
 
@@ -200,12 +200,10 @@ class WorldModelObservations(VecEnvWrapper):
             raise ValueError(f"the world model takes {self.model.config.backbone.action.n} actions, the real env "
                              f"{venv.action_space.n}: use a model trained on this env")
         super().__init__(venv, observation_space=space)
-        self.torch = torch
         self.state = None
         self.actions: np.ndarray | None = None
 
     def _observe(self, state, frames: np.ndarray, actions: np.ndarray):
-        torch = self.torch
         step = self.model.observe_step(state, torch.from_numpy(frames[:, None]), torch.from_numpy(actions[:, None]))
         values = step.latent if self.obs_type == "latent" else step.features
         return values.float().cpu().numpy(), step.state
@@ -232,13 +230,17 @@ class WorldModelObservations(VecEnvWrapper):
         for i in np.flatnonzero(dones):
             last[i] = infos[i]["terminal_observation"]
         observations, self.state = self._observe(self.state, last, self.actions)
-        if dones.any():
-            for i in np.flatnonzero(dones):
+        finished = np.flatnonzero(dones)
+        if len(finished):
+            for i in finished:
                 infos[i]["terminal_observation"] = observations[i]
-            fresh, fresh_state = self._first(frames)
-            mask = self.torch.from_numpy(dones.astype(bool)).to(self.model.device)
-            self.state = self.state.where(mask, fresh_state)
-            observations[dones] = fresh[dones]
+            # Only the finished envs start again: their fresh states replace theirs, the others' stay.
+            fresh, fresh_state = self._first(frames[finished])
+            rows = np.arange(len(dones))
+            rows[finished] = len(dones) + np.arange(len(finished))
+            index = torch.from_numpy(rows).to(self.model.device)
+            self.state = WorldModelState.cat([self.state, fresh_state])[index]
+            observations[finished] = fresh
         return observations, rewards, dones, infos
 
 

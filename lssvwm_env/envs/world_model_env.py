@@ -133,7 +133,6 @@ class ImaginedBatch:
     def __init__(self, num_envs: int, options: ImaginedEnvOptions) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.options = options
         context, max_episode_steps, sampling_steps = options.context, options.max_episode_steps, options.sampling_steps
         self.checkpoint_dir = resolve_checkpoint_dir(options.checkpoint)
         self.model = load_world_model(self.checkpoint_dir, options.device)

@@ -189,16 +189,15 @@ def reuse_latent_cache(runs_dir: Path, run_dir: Path) -> None:
     import os
     import shutil
 
-    for split in ("train",):
-        tensors, key = run_dir / f"latents_{split}.safetensors", run_dir / f"latents_{split}.json"
-        if tensors.exists():
-            continue
-        for other in sorted(runs_dir.glob(f"*/*/latents_{split}.safetensors")):
-            if other.parent != run_dir and other.with_suffix(".json").exists():
-                run_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(other.with_suffix(".json"), key)
-                os.link(other, tensors)
-                break
+    tensors, key = run_dir / "latents_train.safetensors", run_dir / "latents_train.json"
+    if tensors.exists():
+        return
+    for other in sorted(runs_dir.glob("*/*/latents_train.safetensors")):
+        if other.parent != run_dir and other.with_suffix(".json").exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(other.with_suffix(".json"), key)
+            os.link(other, tensors)
+            return
 
 
 def last_eval_value(run_dir: Path, key: str) -> float | None:
@@ -475,8 +474,6 @@ def revisit_filmstrip(out_dir: Path, results: dict, path: Path) -> Path:
     in their evaluations (first seed), generated again by both from the same noise; the frame shown
     is the one of largest difference, beside the real frame and the context frame that last showed
     the view."""
-    import torch
-
     from data_collection.dataset import Dataset
     from lssvwm_env.checkpoint import load_world_model
     from lssvwm_env.evaluation.memory import frame_scores, generate_rollouts
@@ -500,7 +497,6 @@ def revisit_filmstrip(out_dir: Path, results: dict, path: Path) -> Path:
     runs = {v: results["variants"][v]["seeds"][seed]["run"] for v in FILMSTRIP}
     generated, psnrs = {}, {}
     for v in FILMSTRIP:
-        torch.manual_seed(0)
         rollouts = generate_rollouts(load_world_model(runs[v]), [episode], s["context"], s["generate"],
                                      s["sampling_steps"], 1, seed=0)
         generated[v], truth = rollouts.generated[0].numpy(), rollouts.truth[0].numpy()
@@ -571,6 +567,15 @@ def ablation_table(results: dict) -> str:
     return intro + header + "\n".join(rows) + "\n"
 
 
+def _psnr_cell(cell: dict | None) -> str:
+    """A table cell: mean PSNR over seeds, ± half their range when there are several."""
+    cell = cell or {}
+    if cell.get("psnr") is None:
+        return "–"
+    spread = cell.get("psnr_spread")
+    return f"{cell['psnr']:.2f}" + (f" ± {spread / 2:.2f}" if spread else "")
+
+
 def gap_table(memory: dict) -> str:
     """PSNR by the gap since the view was last seen, mean ± half the spread over seeds, with cost."""
     bins = ["revisit_within_window", "revisit_window_to_3x_window", "revisit_beyond_3x_window", "novel"]
@@ -579,12 +584,7 @@ def gap_table(memory: dict) -> str:
     lines = ["| variant | one-step PSNR | " + " | ".join(f"{t} PSNR" for t in titles)
              + f" | ms / frame at {COST_FRAME} | state MB |", "|---|---:|" + "---:|" * (len(bins) + 2)]
     for name, row in memory["variants"].items():
-        cells = []
-        for b in bins:
-            c = row.get(b) or {}
-            spread = c.get("psnr_spread")
-            cells.append("–" if c.get("psnr") is None else
-                         f"{c['psnr']:.2f}" + (f" ± {spread / 2:.2f}" if spread else ""))
+        cells = [_psnr_cell(row.get(b)) for b in bins]
         lines.append(f"| {name} | {_fmt(row.get('one_step_psnr'), 2)} | " + " | ".join(cells)
                      + f" | {_fmt(row.get('latency_ms_at_frame_1000'), 1)}"
                      + f" | {_fmt(row.get('state_mb_at_frame_1000'), 3)} |")
@@ -600,13 +600,7 @@ def gap_table(memory: dict) -> str:
                   "by the gap since its view was last seen:", "",
                   "| variant | " + " | ".join(f"{t} PSNR" for t in titles) + " |", "|---|" + "---:|" * len(bins)]
         for name, probe in probed.items():
-            cells = []
-            for b in bins:
-                c = probe.get(b) or {}
-                spread = c.get("psnr_spread")
-                cells.append("–" if c.get("psnr") is None else
-                             f"{c['psnr']:.2f}" + (f" ± {spread / 2:.2f}" if spread else ""))
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | " + " | ".join(_psnr_cell(probe.get(b)) for b in bins) + " |")
         some = next(iter(probed.values()))
         lines.append("| *previous frame* | " + " | ".join(_fmt((some.get(b) or {}).get("previous_frame_psnr"), 2)
                                                       for b in bins) + " |")

@@ -53,8 +53,6 @@ def target_points(length: int, longest: int, horizon: int, count: int) -> list[i
 
 def evaluate_context_curve(model, data_dir: str | Path, config: ContextCurveConfig, log=print) -> dict:
     """Scores per context length: {"contexts": [...], "curves": {L: {...}}, ...} (see module doc)."""
-    import torch
-
     from data_collection.dataset import Dataset
     from lssvwm_env.evaluation.memory import check_compatible, frame_scores, generate_rollouts
 
@@ -77,7 +75,6 @@ def evaluate_context_curve(model, data_dir: str | Path, config: ContextCurveConf
             ep = episodes[i]
             windows.append({k: ep[k][s - context:s + config.horizon]
                             for k in ("frames", "actions", "agent_pos", "agent_dir") if k in ep})
-        torch.manual_seed(config.seed)
         rollouts = generate_rollouts(model, windows, context, config.horizon, config.sampling_steps,
                                      config.batch_size, config.seed)
         scores = frame_scores(rollouts)

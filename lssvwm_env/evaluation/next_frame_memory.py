@@ -43,24 +43,19 @@ def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int,
     from lssvwm_env.evaluation.metrics import psnr
     from lssvwm_env.training.data import input_actions
 
-    with torch.no_grad():
-        return _next_frame_memory(model, episodes, window, heading_tolerance_deg, seed, psnr, input_actions)
-
-
-def _next_frame_memory(model, episodes, window, heading_tolerance_deg, seed, psnr, input_actions) -> dict:
-    import torch
-
     generator = torch.Generator(device=model.device).manual_seed(seed)
     scores, previous, gaps = [], [], []
-    for ep in episodes:
-        real = torch.from_numpy(ep["frames"]).unsqueeze(0)
-        actions = torch.from_numpy(input_actions(ep["actions"])).unsqueeze(0).to(model.device)
-        predicted = model.predict_each_next(model.initial_state(1), model.encode(real), actions, generator=generator)
-        frames = model.decode(predicted)[0].cpu()
-        scores.append(psnr(frames[1:], real[0, 1:]).clamp(max=100).double().numpy())
-        previous.append(psnr(real[0, :-1], real[0, 1:]).clamp(max=100).double().numpy())
-        n = len(ep["frames"])
-        gaps.append(revisit_gaps(ep["agent_pos"], ep["agent_dir"], 0, 1, n, heading_tolerance_deg).gap)
+    with torch.no_grad():
+        for ep in episodes:
+            real = torch.from_numpy(ep["frames"]).unsqueeze(0)
+            actions = torch.from_numpy(input_actions(ep["actions"])).unsqueeze(0).to(model.device)
+            predicted = model.predict_each_next(model.initial_state(1), model.encode(real), actions,
+                                                generator=generator)
+            frames = model.decode(predicted)[0].cpu()
+            scores.append(psnr(frames[1:], real[0, 1:]).clamp(max=100).double().numpy())
+            previous.append(psnr(real[0, :-1], real[0, 1:]).clamp(max=100).double().numpy())
+            gaps.append(revisit_gaps(ep["agent_pos"], ep["agent_dir"], 0, 1, len(ep["frames"]),
+                                     heading_tolerance_deg).gap)
     score, prev, gap = np.concatenate(scores), np.concatenate(previous), np.concatenate(gaps)
     return {"window": window, "episodes": len(episodes),
             "bins": {name: {"frames": int(mask.sum()),
