@@ -162,6 +162,24 @@ def test_imagine_then_observe_agree_and_state_is_data():
     assert mixed.frame_count.tolist() == [0, 5, 5]
 
 
+def test_reset_of_some_lanes_under_full_causal_attention_whose_cache_grows():
+    """Full causal attention's cache grows with the history, so a fresh state's is shorter: resetting
+    some lanes (finished envs, training lanes) pads it; each lane then continues as if alone."""
+    model = tiny_model("causal_attn")
+    latents, actions, noise = random_window(batch=3, frames=7)
+    _, _, after = model.step_latents(model.initial_state(3), latents[:, :5], actions[:, :5])
+    assert after.cache_frames == 5
+    mixed = after.where(torch.tensor([True, False, False]), model.initial_state(3))
+    assert mixed.cache_frames == 5 and mixed.key_index[0].tolist() == [-1] * 5
+    prediction, _, _ = model.step_latents(mixed, latents[:, 5:], actions[:, 5:], noise[:, 5:])
+    alone, _, _ = model.step_latents(model.initial_state(1), latents[:1, 5:], actions[:1, 5:], noise[:1, 5:])
+    kept, _, _ = model.step_latents(after[1:], latents[1:, 5:], actions[1:, 5:], noise[1:, 5:])
+    assert torch.allclose(prediction[:1], alone, atol=1e-10, rtol=0)
+    assert torch.allclose(prediction[1:], kept, atol=1e-10, rtol=0)
+    # Slots no lane uses any more are dropped: the cache does not grow across resets.
+    assert after.where(torch.ones(3, dtype=torch.bool), model.initial_state(3)).cache_frames == 0
+
+
 def test_prior_heads_read_the_first_denoising_pass_as_the_parallel_pass_does():
     """heads.predict_from "prior": the imagined reward is the heads' reading of the new frame at pure
     noise after the clean past, the same number the parallel pass over past + noise gives."""

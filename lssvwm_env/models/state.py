@@ -90,13 +90,45 @@ class WorldModelState:
                 out[f.name] = torch.cat(values, 0)
         return WorldModelState(**out)
 
+    @property
+    def cache_frames(self) -> int:
+        return self.key_index.size(1)
+
+    def with_cache_frames(self, frames: int) -> "WorldModelState":
+        """The same state with its KV cache cut or padded to its last `frames` slots. Padding adds
+        empty slots (key_index -1) in front, where attention masks them out."""
+        pad = frames - self.cache_frames
+        if pad == 0:
+            return self
+
+        def fit(t: torch.Tensor, fill: float) -> torch.Tensor:
+            if pad < 0:
+                return t[:, -pad:]
+            return torch.cat([t.new_full((t.size(0), pad, *t.shape[2:]), fill), t], dim=1)
+
+        def fit_layer(t: torch.Tensor) -> torch.Tensor:
+            return t if t.dim() == 2 else fit(t, 0.0)  # (B, 0): a layer without attention
+
+        return replace(self, keys=[fit_layer(k) for k in self.keys], values=[fit_layer(v) for v in self.values],
+                       key_index=fit(self.key_index, -1))
+
     def where(self, mask: torch.Tensor, other: "WorldModelState") -> "WorldModelState":
-        """Per batch element: `other` where mask (B,) is True, else self. Used to reset finished envs."""
+        """Per batch element: `other` where mask (B,) is True, else self. Used to reset finished envs
+        and training lanes. Caches that grow with the history (full causal attention) may differ in
+        length: both are padded to the longer, and slots no element uses any more are dropped."""
+        frames = max(self.cache_frames, other.cache_frames)
+        mine_state, their_state = self.with_cache_frames(frames), other.with_cache_frames(frames)
+
         def pick(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             m = mask.view(-1, *([1] * (a.dim() - 1)))
             return torch.where(m, b, a)
         out = {}
         for f in fields(self):
-            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            mine, theirs = getattr(mine_state, f.name), getattr(their_state, f.name)
             out[f.name] = [pick(a, b) for a, b in zip(mine, theirs)] if isinstance(mine, list) else pick(mine, theirs)
-        return replace(self, **out)
+        picked = replace(self, **out)
+        if self.cache_frames == other.cache_frames:
+            return picked  # fixed-size caches (windowed attention) keep their size
+        used = (picked.key_index >= 0).any(0)
+        first_used = int(used.float().argmax()) if bool(used.any()) else frames
+        return picked.with_cache_frames(frames - first_used)
