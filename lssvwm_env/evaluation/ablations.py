@@ -277,7 +277,7 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
                 evaluate_memory(load_world_model(run_dir), eval_data or data_dir, eval_config, eval_dir, run_dir,
                                 log=log)
             probe = eval_dir / "next_frame.json"
-            if not probe.exists() or json.loads(probe.read_text()).get("dynamics_steps") != steps:
+            if not probe.exists() or not _probe_current(json.loads(probe.read_text()), steps):
                 write_next_frame_probe(run_dir, eval_data or data_dir, eval_config, window, probe, steps, log)
         first = out_dir / "runs" / name / f"seed{seeds[0]}"
         if (first / "checkpoint").exists():
@@ -313,6 +313,11 @@ def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, window: i
 
 
 PROBE_EPISODES = 40
+
+
+def _probe_current(probe: dict, steps: int) -> bool:
+    """A probe of the run's last checkpoint, with every field this version writes."""
+    return probe.get("dynamics_steps") == steps and "arrival_bins" in probe
 
 
 def _progress(run_dir: Path) -> dict:
@@ -377,7 +382,7 @@ def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, prese
                 "one_step_psnr_last_frame": last_eval_value(run_dir, "eval/one_step_psnr_last_frame"),
                 "parameters": m["checkpoint"]["parameters"],
                 "bins": binned_scores(m, window),
-                "next_frame": json.loads(probe.read_text())["bins"] if probe.exists() else None,
+                "next_frame": json.loads(probe.read_text()) if probe.exists() else None,
                 "metrics": {k: m[k] for k in ("psnr", "ssim", "lpips", "ceiling", "baselines", "splits", "settings",
                                               "timing")} | {"data": {k: m["data"][k] for k in (
                                                   "env", "policy", "split", "evaluated_episodes")}},
@@ -437,12 +442,14 @@ def memory_results(results: dict) -> dict:
                     cell[f"{metric}_seeds"] = values
                 row[bin_name] = cell
             probes = [s["next_frame"] for s in seeds if s.get("next_frame")]
-            if probes:
-                row["next_frame"] = {
-                    b: {"frames": probes[0][b]["frames"], "previous_frame_psnr": probes[0][b]["previous_frame_psnr"],
-                        **dict(zip(("psnr", "psnr_spread"), _mean_spread([p[b]["psnr"] for p in probes]))),
-                        "psnr_seeds": [p[b]["psnr"] for p in probes]}
-                    for b in probes[0]}
+            for key, bins_key in (("next_frame", "bins"), ("next_frame_arrivals", "arrival_bins")):
+                cells = [p[bins_key] for p in probes if bins_key in p]
+                if cells:
+                    row[key] = {b: {"frames": cells[0][b]["frames"],
+                                    "previous_frame_psnr": cells[0][b]["previous_frame_psnr"],
+                                    **dict(zip(("psnr", "psnr_spread"), _mean_spread([c[b]["psnr"] for c in cells]))),
+                                    "psnr_seeds": [c[b]["psnr"] for c in cells]}
+                                for b in cells[0]}
             row["one_step_psnr"], row["one_step_psnr_spread"] = _mean_spread([s["one_step_psnr"] for s in seeds])
             row["one_step_psnr_last_frame"] = seeds[0]["one_step_psnr_last_frame"]
             if not out["yardsticks"]:  # the same frames for every variant: take them once
@@ -598,9 +605,13 @@ def gap_table(memory: dict) -> str:
     first = next(iter(memory["variants"].values()), {})
     frames = [str((first.get(b) or {}).get("frames", "–")) for b in bins]
     lines.append(f"| *frames* | | " + " | ".join(frames) + " | | |")
-    probed = {name: row["next_frame"] for name, row in memory["variants"].items() if row.get("next_frame")}
-    if probed:
-        lines += ["", "Next frame from the real past (every frame of the held-out episodes, `next_frame_memory.py`), "
+    for key, what in (("next_frame", "every frame of the held-out episodes"),
+                      ("next_frame_arrivals", "only the frames arriving at a view, whose previous frame shows "
+                                              "another")):
+        probed = {name: row[key] for name, row in memory["variants"].items() if row.get(key)}
+        if not probed:
+            continue
+        lines += ["", f"Next frame from the real past ({what}, `next_frame_memory.py`), "
                   "by the gap since its view was last seen:", "",
                   "| variant | " + " | ".join(f"{t} PSNR" for t in titles) + " |", "|---|" + "---:|" * len(bins)]
         for name, probe in probed.items():
