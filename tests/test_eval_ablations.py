@@ -112,13 +112,13 @@ def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigr
         assert probes[0]["window"] == 4 and probes[0]["bins"]["all"]["frames"] == sum(n - 1 for n in train)
         assert row["next_frame"]["all"]["psnr"] == pytest.approx((probes[0]["bins"]["all"]["psnr"]
                                                                   + probes[1]["bins"]["all"]["psnr"]) / 2)
-        # Arrivals at a view: a subset of the frames, in the same bins, averaged over seeds the same way.
-        arrived = probes[0]["arrival_bins"]
-        assert 0 < arrived["all"]["frames"] < probes[0]["bins"]["all"]["frames"]
-        assert arrived["all"]["frames"] == sum(arrived[b]["frames"] for b in ("revisit_within_window",
+        # Frames reached by a turn: a subset, in the same bins, averaged over seeds the same way.
+        turned = probes[0]["turn_bins"]
+        assert 0 < turned["all"]["frames"] < probes[0]["bins"]["all"]["frames"]
+        assert turned["all"]["frames"] == sum(turned[b]["frames"] for b in ("revisit_within_window",
                                                "revisit_window_to_3x_window", "revisit_beyond_3x_window", "novel"))
-        assert row["next_frame_arrivals"]["all"]["psnr"] == pytest.approx(
-            (probes[0]["arrival_bins"]["all"]["psnr"] + probes[1]["arrival_bins"]["all"]["psnr"]) / 2)
+        assert row["next_frame_turns"]["all"]["psnr"] == pytest.approx(
+            (probes[0]["turn_bins"]["all"]["psnr"] + probes[1]["turn_bins"]["all"]["psnr"]) / 2)
         assert f"| {ABLATIONS[name].label} | {entry['metrics']['psnr']:.2f} | {entry['metrics']['ssim']:.3f} |" in table
     causal = json.loads((out / "runs" / "causal_window" / "seed0" / "checkpoint" / "config.json").read_text())
     assert causal["model"]["causal_window"] == results["causal_window"] == memory["causal_window"]

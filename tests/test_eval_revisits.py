@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from lssvwm_env.evaluation.next_frame_memory import arrivals, bin_masks
+from lssvwm_env.evaluation.next_frame_memory import bin_masks, turns
 from lssvwm_env.evaluation.revisits import MEMORY, NOVEL, REVISIT_IN_GENERATION, revisit_gaps, same_view
 
 EAST, WEST, NORTH = (1.0, 0.0), (-1.0, 0.0), (0.0, 1.0)
@@ -63,11 +63,11 @@ def test_another_cell_is_another_view():
     assert same_view(pos, direction, 3, 45.0).tolist() == [True, False, False]
 
 
-def test_arrivals_are_the_frames_whose_previous_frame_shows_another_view():
-    # Bump into a wall (same view), turn (new heading), step (new cell), turn back within tolerance.
-    pos, direction = _poses([((0.2, 0), EAST), ((0.4, 0), EAST), ((0.4, 0), NORTH), ((1.2, 0), NORTH),
-                             ((1.3, 0), (0.2, 1.0))])
-    assert arrivals(pos, direction, heading_tolerance_deg=45.0).tolist() == [False, True, True, False]
+def test_turns_are_the_frames_whose_heading_changed_beyond_the_tolerance():
+    # A step (same heading), a turn, a step, a small turn within the tolerance, a turn back.
+    _, direction = _poses([((0, 0), EAST), ((1, 0), EAST), ((1, 0), NORTH), ((1, 1), NORTH),
+                           ((1, 1), (0.3, 1.0)), ((1, 1), WEST)])
+    assert turns(direction, heading_tolerance_deg=45.0).tolist() == [False, True, False, False, True]
     gap = np.array([np.inf, 3.0, 7.0, 13.0])
     masks = bin_masks(gap, window=4)
     assert [int(masks[b].sum()) for b in ("revisit_within_window", "revisit_window_to_3x_window",

@@ -1,6 +1,8 @@
 """The whole model's step-by-step recurrent pass equals its parallel teacher-forced pass, for every
 variant; state carries across windows; the recurrent API behaves (float64, tiny random models)."""
 
+import math
+
 import pytest
 import torch
 
@@ -119,6 +121,22 @@ def test_ssm_reaches_beyond_attention_window():
         b, _, _ = model.step_latents(model.initial_state(2), changed, actions, noise)
         effect = (a[:, 12] - b[:, 12]).abs().max().item()
         assert (effect > 1e-6) == expect_effect, (variant, effect)
+
+
+@pytest.mark.parametrize("block", [(2, 2), (4, 8)])
+def test_ssm_half_lives_at_init_are_counted_in_frames(block):
+    """With `half_life_frames`, a block-wise scan's heads halve their state in the given numbers of
+    frames, whatever the tokens per block: the state left after frames of zero tokens (no writes)."""
+    from lssvwm_env.models.blockwise_scan import BlockwiseScan
+    torch.manual_seed(0)
+    scan = BlockwiseScan(32, (16, 16), block, SSMConfig(d_state=8, head_dim=16, chunk_size=16,
+                                                        half_life_frames=(2.0, 64.0))).double()
+    heads = scan.mixer.n_heads
+    state = torch.ones(1, scan.n_blocks, heads, 16, 8, dtype=torch.float64)
+    frames = 8
+    _, after = scan(torch.zeros(1, frames, 16, 16, 32, dtype=torch.float64), state)
+    expected = 0.5 ** (frames / torch.exp(torch.linspace(math.log(2.0), math.log(64.0), heads, dtype=torch.float64)))
+    assert torch.allclose(after[0, 0, :, 0, 0], expected, rtol=1e-6)
 
 
 def test_attention_mask_chunks():

@@ -317,7 +317,7 @@ PROBE_EPISODES = 40
 
 def _probe_current(probe: dict, steps: int) -> bool:
     """A probe of the run's last checkpoint, with every field this version writes."""
-    return probe.get("dynamics_steps") == steps and "arrival_bins" in probe
+    return probe.get("dynamics_steps") == steps and "turn_bins" in probe
 
 
 def _progress(run_dir: Path) -> dict:
@@ -442,7 +442,7 @@ def memory_results(results: dict) -> dict:
                     cell[f"{metric}_seeds"] = values
                 row[bin_name] = cell
             probes = [s["next_frame"] for s in seeds if s.get("next_frame")]
-            for key, bins_key in (("next_frame", "bins"), ("next_frame_arrivals", "arrival_bins")):
+            for key, bins_key in (("next_frame", "bins"), ("next_frame_turns", "turn_bins")):
                 cells = [p[bins_key] for p in probes if bins_key in p]
                 if cells:
                     row[key] = {b: {"frames": cells[0][b]["frames"],
@@ -606,8 +606,8 @@ def gap_table(memory: dict) -> str:
     frames = [str((first.get(b) or {}).get("frames", "–")) for b in bins]
     lines.append(f"| *frames* | | " + " | ".join(frames) + " | | |")
     for key, what in (("next_frame", "every frame of the held-out episodes"),
-                      ("next_frame_arrivals", "only the frames arriving at a view, whose previous frame shows "
-                                              "another")):
+                      ("next_frame_turns", "only the frames reached by a turn, whose previous frame "
+                                           "looked another way")):
         probed = {name: row[key] for name, row in memory["variants"].items() if row.get(key)}
         if not probed:
             continue

@@ -8,10 +8,10 @@ what the model adds where a view returns after more frames than its attention re
 from what its state carried: a model with memory predicts such revisits better than local attention
 alone, at the same next-frame skill on views never seen before.
 
-Most frames continue the view of the frame before (a step forward shifts it, a bump repeats it), and
-the previous frame predicts most of them. `arrival_bins` keep only the frames where the agent arrives
-at a view (a new cell or heading): there the frame before shows another view, and on a revisit beyond
-the window only a memory of the view can draw it.
+Most frames continue the view of the frame before (a step forward shifts it by a cell, a bump
+repeats it), and the previous frame predicts most of them. `turn_bins` keep only the frames reached by
+a turn (the heading changed by more than the tolerance): the frame before looked another way, so on a
+revisit beyond the window only a memory of the view can draw most of it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from lssvwm_env.evaluation.revisits import revisit_gaps, same_view
+from lssvwm_env.evaluation.revisits import revisit_gaps
 
 
 def window_bins(window: int) -> dict[str, tuple[float, float]]:
@@ -39,16 +39,17 @@ def bin_masks(gap: np.ndarray, window: int) -> dict[str, np.ndarray]:
     return masks
 
 
-def arrivals(agent_pos: np.ndarray, agent_dir: np.ndarray, heading_tolerance_deg: float) -> np.ndarray:
-    """(T - 1,) bool for frames 1..T-1: the frame shows another view than the frame before it."""
-    return np.array([not same_view(agent_pos[t - 1:t + 1], agent_dir[t - 1:t + 1], 1, heading_tolerance_deg)[0]
-                     for t in range(1, len(agent_pos))])
+def turns(agent_dir: np.ndarray, heading_tolerance_deg: float) -> np.ndarray:
+    """(T - 1,) bool for frames 1..T-1: the heading turned by more than the tolerance since the frame
+    before. agent_dir: (T, 2) facing direction (any length)."""
+    unit = agent_dir / np.maximum(np.linalg.norm(agent_dir, axis=1, keepdims=True), 1e-12)
+    return (unit[1:] * unit[:-1]).sum(axis=1) < math.cos(math.radians(heading_tolerance_deg)) - 1e-9
 
 
 def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int, heading_tolerance_deg: float = 45.0,
                       seed: int = 0) -> dict:
     """Per bin: frames, the model's next-frame PSNR, and the previous real frame repeated (yardstick);
-    over every frame (`bins`) and over arrivals at a view only (`arrival_bins`).
+    over every frame (`bins`) and over frames reached by a turn only (`turn_bins`).
     episodes: loaded dataset episodes with agent_pos and agent_dir."""
     import torch
 
@@ -56,7 +57,7 @@ def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int,
     from lssvwm_env.training.data import input_actions
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    scores, previous, gaps, arrived = [], [], [], []
+    scores, previous, gaps, turned = [], [], [], []
     with torch.no_grad():
         for ep in episodes:
             real = torch.from_numpy(ep["frames"]).unsqueeze(0)
@@ -68,9 +69,9 @@ def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int,
             previous.append(psnr(real[0, :-1], real[0, 1:]).clamp(max=100).double().numpy())
             gaps.append(revisit_gaps(ep["agent_pos"], ep["agent_dir"], 0, 1, len(ep["frames"]),
                                      heading_tolerance_deg).gap)
-            arrived.append(arrivals(ep["agent_pos"], ep["agent_dir"], heading_tolerance_deg))
+            turned.append(turns(ep["agent_dir"], heading_tolerance_deg))
     score, prev, gap = np.concatenate(scores), np.concatenate(previous), np.concatenate(gaps)
-    arrival = np.concatenate(arrived)
+    turn = np.concatenate(turned)
 
     def cells(only: np.ndarray) -> dict:
         return {name: {"frames": int((mask & only).sum()),
@@ -78,5 +79,5 @@ def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int,
                        "previous_frame_psnr": float(prev[mask & only].mean()) if (mask & only).any() else None}
                 for name, mask in bin_masks(gap, window).items()}
 
-    return {"window": window, "episodes": len(episodes), "bins": cells(np.ones_like(arrival)),
-            "arrival_bins": cells(arrival)}
+    return {"window": window, "episodes": len(episodes), "bins": cells(np.ones_like(turn)),
+            "turn_bins": cells(turn)}

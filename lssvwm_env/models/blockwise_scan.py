@@ -19,7 +19,7 @@ class BlockwiseScan(nn.Module):
             raise ValueError(f"block size {block} must divide the latent grid {grid}")
         self.grid, self.block = grid, block
         self.n_blocks = (grid[0] // block[0]) * (grid[1] // block[1])
-        self.mixer = Mamba2Mixer(d_model, config)
+        self.mixer = Mamba2Mixer(d_model, config, steps_per_frame=block[0] * block[1])
 
     def state_shape(self) -> tuple[int, ...]:
         """Per batch element: one SSM state per block."""

@@ -25,6 +25,10 @@ class SSMConfig:
     chunk_size: int = 64  # SSD chunk (tokens): parallel inside, recurrent across
     dt_min: float = 1e-3
     dt_max: float = 1e-1
+    # Timescales in frames: the heads' state half-lives at initialisation, log-spaced over [low, high]
+    # frames; None: Mamba's per-step init (dt log-uniform in [dt_min, dt_max]), whose half-lives in a
+    # block-wise scan are under 10 frames (docs/memory-ablation/ssm_horizon.py).
+    half_life_frames: tuple[float, float] | None = None
 
 
 class RMSNorm(nn.Module):
@@ -38,7 +42,9 @@ class RMSNorm(nn.Module):
 
 
 class Mamba2Mixer(nn.Module):
-    def __init__(self, d_model: int, config: SSMConfig) -> None:
+    def __init__(self, d_model: int, config: SSMConfig, steps_per_frame: int = 1) -> None:
+        """steps_per_frame: scan steps per frame of video (the tokens of a block), so that
+        `config.half_life_frames` is counted in frames."""
         super().__init__()
         self.config = config
         self.d_inner = config.expand * d_model
@@ -47,11 +53,20 @@ class Mamba2Mixer(nn.Module):
         self.n_heads = self.d_inner // config.head_dim
         # z (gate), x, B, C, dt in one projection.
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * config.d_state + self.n_heads, bias=False)
-        # dt initialised log-uniformly in [dt_min, dt_max] (Mamba's init): a spread of memory lengths.
-        dt = torch.exp(torch.rand(self.n_heads) * (math.log(config.dt_max) - math.log(config.dt_min))
-                       + math.log(config.dt_min))
+        a = torch.empty(self.n_heads).uniform_(1, 16)
+        if config.half_life_frames is None:
+            # dt log-uniform in [dt_min, dt_max] (Mamba's init): a spread of memory lengths in steps.
+            dt = torch.exp(torch.rand(self.n_heads) * (math.log(config.dt_max) - math.log(config.dt_min))
+                           + math.log(config.dt_min))
+        else:
+            # A frame scales the state by exp(-a * dt * steps_per_frame): dt gives each head its
+            # half-life in frames. dt, not a, carries it, so a slow head also writes slowly and its
+            # state stays of the size of a fast head's.
+            low, high = config.half_life_frames
+            half_life = torch.exp(torch.linspace(math.log(low), math.log(high), self.n_heads))
+            dt = math.log(2) / (half_life * steps_per_frame * a)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.n_heads).uniform_(1, 16)))
+        self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(self.n_heads))
         self.norm = RMSNorm(self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
