@@ -139,6 +139,27 @@ def test_ssm_half_lives_at_init_are_counted_in_frames(block):
     assert torch.allclose(after[0, 0, :, 0, 0], expected, rtol=1e-6)
 
 
+def test_ssm_half_life_floor_holds_after_training_speeds_the_decay():
+    from lssvwm_env.models.blockwise_scan import BlockwiseScan
+    for floor in (False, True):
+        torch.manual_seed(0)
+        scan = BlockwiseScan(32, (16, 16), (2, 2), SSMConfig(d_state=8, head_dim=16, chunk_size=16,
+                                                             half_life_frames=(2.0, 64.0), half_life_floor=floor))
+        scan = scan.double()
+        with torch.no_grad():
+            scan.mixer.dt_bias.add_(3.0)  # as if training had made every head forget faster
+        heads = scan.mixer.n_heads
+        _, after = scan(torch.zeros(1, 8, 16, 16, 32, dtype=torch.float64),
+                        torch.ones(1, scan.n_blocks, heads, 16, 8, dtype=torch.float64))
+        floors = 0.5 ** (8 / torch.exp(torch.linspace(math.log(2.0), math.log(64.0), heads, dtype=torch.float64)))
+        if floor:
+            assert torch.allclose(after[0, 0, :, 0, 0], floors, rtol=1e-6)
+        else:
+            assert (after[0, 0, :, 0, 0] < floors * 0.99).all()
+    with pytest.raises(ValueError, match="half_life_floor needs ssm.half_life_frames"):
+        SSMConfig(half_life_floor=True)
+
+
 def test_attention_mask_chunks():
     cfg = AttentionConfig(window=10, chunk=5)
     q = torch.tensor([[0, 4, 5, 9, 10, 14]])

@@ -29,6 +29,13 @@ class SSMConfig:
     # frames; None: Mamba's per-step init (dt log-uniform in [dt_min, dt_max]), whose half-lives in a
     # block-wise scan are under 10 frames (docs/memory-ablation/ssm_horizon.py).
     half_life_frames: tuple[float, float] | None = None
+    # Keep those half-lives as floors: a head may learn to remember longer, never shorter. Trained
+    # freely, the heads' half-lives fell back under a few frames (docs/memory-ablation).
+    half_life_floor: bool = False
+
+    def __post_init__(self) -> None:
+        if self.half_life_floor and self.half_life_frames is None:
+            raise ValueError("ssm.half_life_floor needs ssm.half_life_frames (the floors)")
 
 
 class RMSNorm(nn.Module):
@@ -65,6 +72,8 @@ class Mamba2Mixer(nn.Module):
             low, high = config.half_life_frames
             half_life = torch.exp(torch.linspace(math.log(low), math.log(high), self.n_heads))
             dt = math.log(2) / (half_life * steps_per_frame * a)
+        # The fastest decay per step each head may reach (the floor of its half-life), or none.
+        self.register_buffer("max_decay", dt * a if config.half_life_floor else None, persistent=False)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(self.n_heads))
@@ -85,6 +94,8 @@ class Mamba2Mixer(nn.Module):
         x, B, C = torch.split(xbc, [self.d_inner, self.config.d_state, self.config.d_state], dim=-1)
         dt = F.softplus(dt.float() + self.dt_bias)
         A = -torch.exp(self.A_log.float())
+        if self.max_decay is not None:
+            dt = torch.minimum(dt, self.max_decay / -A)  # the step's decay dt * |A| stays under the floor's
         x_heads = x.reshape(n, length, self.n_heads, self.config.head_dim)
         y, *states = ssd_scan(x_heads, dt, A, B, C, self.config.chunk_size, state, states_every)
         y = y + x_heads.to(y.dtype) * self.D.to(y.dtype)[:, None]
