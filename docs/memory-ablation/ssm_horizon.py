@@ -2,7 +2,7 @@
 on held-out episodes, as a half-life in frames.
 
 A block-wise scan steps its SSM once per token of a block, so in one frame a head's state is scaled
-by exp(A * sum of dt over the block's tokens) (Mamba-2: dt = softplus(in_proj(x) + dt_bias), A < 0).
+by exp(A * sum of dt over the block's tokens) (Mamba-2: dt = softplus(in_proj(x) + dt_bias), A < 0; Mamba2Mixer.step_sizes).
 A view seen G frames ago has been scaled by that G times; with a half-life well under the gaps that
 revisits come back after, no view survives to be recalled, whatever the rest of the model learnt.
 
@@ -19,7 +19,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from data_collection.dataset import Dataset
 from lssvwm_env.checkpoint import load_world_model
@@ -42,9 +41,8 @@ def main() -> None:
         per_frame = scan.block[0] * scan.block[1]
 
         def hook(_module, _inputs, output: torch.Tensor) -> None:
-            dt_raw = output[..., -mixer.n_heads:].float()  # in_proj's last outputs are dt (ssm_mixer.py)
-            dt = F.softplus(dt_raw + mixer.dt_bias.float())  # (sequences, frames * per_frame, heads)
-            a = -torch.exp(mixer.A_log.float())
+            # in_proj's last outputs are dt's (ssm_mixer.py); dt: (sequences, frames * per_frame, heads)
+            dt, a = mixer.step_sizes(output[..., -mixer.n_heads:])
             frames = dt.size(1) // per_frame
             if frames * per_frame != dt.size(1):  # a denoising pass over a single frame
                 return

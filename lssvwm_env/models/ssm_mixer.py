@@ -83,6 +83,15 @@ class Mamba2Mixer(nn.Module):
     def state_shape(self) -> tuple[int, int, int]:
         return (self.n_heads, self.config.head_dim, self.config.d_state)
 
+    def step_sizes(self, dt_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dt (..., heads), A (heads,)) from in_proj's dt outputs: a step scales the state by
+        exp(dt * A) and its input by dt."""
+        dt = F.softplus(dt_raw.float() + self.dt_bias)
+        A = -torch.exp(self.A_log.float())
+        if self.max_decay is not None:
+            dt = torch.minimum(dt, self.max_decay / -A)  # the step's decay dt * |A| stays under the floor's
+        return dt, A
+
     def forward(self, sequences: torch.Tensor, state: torch.Tensor,
                 states_every: int = 0) -> tuple[torch.Tensor, ...]:
         """sequences: (N, L, d_model); state: (N, heads, head_dim, d_state). Returns (out, final state),
@@ -92,10 +101,7 @@ class Mamba2Mixer(nn.Module):
             self.in_proj(sequences), [self.d_inner, self.d_inner + 2 * self.config.d_state, self.n_heads], dim=-1)
         xbc = F.silu(xbc)
         x, B, C = torch.split(xbc, [self.d_inner, self.config.d_state, self.config.d_state], dim=-1)
-        dt = F.softplus(dt.float() + self.dt_bias)
-        A = -torch.exp(self.A_log.float())
-        if self.max_decay is not None:
-            dt = torch.minimum(dt, self.max_decay / -A)  # the step's decay dt * |A| stays under the floor's
+        dt, A = self.step_sizes(dt)
         x_heads = x.reshape(n, length, self.n_heads, self.config.head_dim)
         y, *states = ssd_scan(x_heads, dt, A, B, C, self.config.chunk_size, state, states_every)
         y = y + x_heads.to(y.dtype) * self.D.to(y.dtype)[:, None]
