@@ -60,12 +60,13 @@ class Mamba2Mixer(nn.Module):
         self.n_heads = self.d_inner // config.head_dim
         # z (gate), x, B, C, dt in one projection.
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * config.d_state + self.n_heads, bias=False)
-        a = torch.empty(self.n_heads).uniform_(1, 16)
         if config.half_life_frames is None:
             # dt log-uniform in [dt_min, dt_max] (Mamba's init): a spread of memory lengths in steps.
             dt = torch.exp(torch.rand(self.n_heads) * (math.log(config.dt_max) - math.log(config.dt_min))
                            + math.log(config.dt_min))
+            a = torch.empty(self.n_heads).uniform_(1, 16)
         else:
+            a = torch.empty(self.n_heads).uniform_(1, 16)
             # A frame scales the state by exp(-a * dt * steps_per_frame): dt gives each head its
             # half-life in frames. dt, not a, carries it, so a slow head also writes slowly and its
             # state stays of the size of a fast head's.
