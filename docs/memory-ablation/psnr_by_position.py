@@ -5,7 +5,7 @@ history than its training windows had? (Full causal attention trained on short w
     python docs/memory-ablation/psnr_by_position.py runs/ablation-mg4r/runs/causal_full/seed1 data/mg4r-retrace 6
 
 Prints the mean PSNR of frames 1-30, 31-100, 101-200 and 201 on, over the dataset's first EPISODES
-held-out episodes, every frame predicted from the real frames before it (WorldModel.predict_each_next).
+held-out episodes, every frame predicted from the real frames before it (next_frame_memory.py).
 """
 
 import sys
@@ -15,8 +15,7 @@ import torch
 
 from data_collection.dataset import Dataset
 from lssvwm_env.checkpoint import load_world_model
-from lssvwm_env.evaluation.metrics import psnr
-from lssvwm_env.training.data import input_actions
+from lssvwm_env.evaluation.next_frame_memory import next_frame_psnr
 
 SPANS = [(0, 30), (30, 100), (100, 200), (200, None)]  # indices into the predicted frames 1..T-1
 
@@ -28,14 +27,7 @@ def main() -> None:
     episodes = [dataset.load_episode(e.index) for e in dataset.episodes("eval")][:count]
     model = load_world_model(run)
     generator = torch.Generator().manual_seed(0)
-    scores = []
-    with torch.no_grad():
-        for ep in episodes:
-            real = torch.from_numpy(ep["frames"]).unsqueeze(0)
-            actions = torch.from_numpy(input_actions(ep["actions"])).unsqueeze(0)
-            predicted = model.predict_each_next(model.initial_state(1), model.encode(real), actions,
-                                                generator=generator)
-            scores.append(psnr(model.decode(predicted)[0][1:], real[0, 1:]).clamp(max=100).double().numpy())
+    scores = [next_frame_psnr(model, ep, generator) for ep in episodes]
     length = min(len(s) for s in scores)
     table = np.stack([s[:length] for s in scores])
     print(run, "  ".join(f"frames {lo + 1}-{hi if hi else length}: {table[:, lo:hi].mean():.2f} dB"

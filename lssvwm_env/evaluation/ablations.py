@@ -59,6 +59,7 @@ _MADE = {o.split("=", 1)[1] for a in ABLATIONS.values() for o in a.overrides if 
 assert set(VARIANTS) <= _MADE | {"ours"}, "every backbone variant needs an ablation entry"
 
 COST_FRAME = 1000  # the frame at which latency and state size are measured
+PROBE_EPISODES = 40  # held-out episodes of the next-frame memory probe
 
 
 def variant_label(name: str) -> str:
@@ -310,9 +311,6 @@ def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, window: i
     write_json_atomic(path, {**result, "dynamics_steps": steps})
     log(f"next frame by revisit gap: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in result["bins"].items()
                                                     if v["psnr"] is not None))
-
-
-PROBE_EPISODES = 40
 
 
 def _probe_current(probe: dict, steps: int) -> bool:

@@ -46,6 +46,22 @@ def turns(agent_dir: np.ndarray, heading_tolerance_deg: float) -> np.ndarray:
     return (unit[1:] * unit[:-1]).sum(axis=1) < math.cos(math.radians(heading_tolerance_deg)) - 1e-9
 
 
+def next_frame_psnr(model, episode: dict[str, np.ndarray], generator) -> np.ndarray:
+    """(T - 1,) PSNR of frames 1..T-1 of one episode, each predicted from the real frames before it
+    (WorldModel.predict_each_next)."""
+    import torch
+
+    from lssvwm_env.evaluation.metrics import psnr
+    from lssvwm_env.training.data import input_actions
+
+    with torch.no_grad():
+        real = torch.from_numpy(episode["frames"]).unsqueeze(0)
+        actions = torch.from_numpy(input_actions(episode["actions"])).unsqueeze(0).to(model.device)
+        predicted = model.predict_each_next(model.initial_state(1), model.encode(real), actions, generator=generator)
+        frames = model.decode(predicted)[0].cpu()
+    return psnr(frames[1:], real[0, 1:]).clamp(max=100).double().numpy()
+
+
 def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int, heading_tolerance_deg: float = 45.0,
                       seed: int = 0) -> dict:
     """Per bin: frames, the model's next-frame PSNR, and the previous real frame repeated (yardstick);
@@ -54,30 +70,27 @@ def next_frame_memory(model, episodes: list[dict[str, np.ndarray]], window: int,
     import torch
 
     from lssvwm_env.evaluation.metrics import psnr
-    from lssvwm_env.training.data import input_actions
 
     generator = torch.Generator(device=model.device).manual_seed(seed)
     scores, previous, gaps, turned = [], [], [], []
-    with torch.no_grad():
-        for ep in episodes:
-            real = torch.from_numpy(ep["frames"]).unsqueeze(0)
-            actions = torch.from_numpy(input_actions(ep["actions"])).unsqueeze(0).to(model.device)
-            predicted = model.predict_each_next(model.initial_state(1), model.encode(real), actions,
-                                                generator=generator)
-            frames = model.decode(predicted)[0].cpu()
-            scores.append(psnr(frames[1:], real[0, 1:]).clamp(max=100).double().numpy())
-            previous.append(psnr(real[0, :-1], real[0, 1:]).clamp(max=100).double().numpy())
-            gaps.append(revisit_gaps(ep["agent_pos"], ep["agent_dir"], 0, 1, len(ep["frames"]),
-                                     heading_tolerance_deg).gap)
-            turned.append(turns(ep["agent_dir"], heading_tolerance_deg))
+    for ep in episodes:
+        scores.append(next_frame_psnr(model, ep, generator))
+        real = torch.from_numpy(ep["frames"])
+        previous.append(psnr(real[:-1], real[1:]).clamp(max=100).double().numpy())
+        gaps.append(revisit_gaps(ep["agent_pos"], ep["agent_dir"], 0, 1, len(ep["frames"]),
+                                 heading_tolerance_deg).gap)
+        turned.append(turns(ep["agent_dir"], heading_tolerance_deg))
     score, prev, gap = np.concatenate(scores), np.concatenate(previous), np.concatenate(gaps)
     turn = np.concatenate(turned)
 
     def cells(only: np.ndarray) -> dict:
-        return {name: {"frames": int((mask & only).sum()),
-                       "psnr": float(score[mask & only].mean()) if (mask & only).any() else None,
-                       "previous_frame_psnr": float(prev[mask & only].mean()) if (mask & only).any() else None}
-                for name, mask in bin_masks(gap, window).items()}
+        out = {}
+        for name, mask in bin_masks(gap, window).items():
+            chosen = mask & only
+            out[name] = {"frames": int(chosen.sum()),
+                         "psnr": float(score[chosen].mean()) if chosen.any() else None,
+                         "previous_frame_psnr": float(prev[chosen].mean()) if chosen.any() else None}
+        return out
 
     return {"window": window, "episodes": len(episodes), "bins": cells(np.ones_like(turn)),
             "turn_bins": cells(turn)}
