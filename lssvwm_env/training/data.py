@@ -15,12 +15,13 @@ from data_collection.files import atomic_path
 from lssvwm_env.models.conditioning import NO_ACTION
 
 
-def load_split(data_dir: str | Path, split: str) -> list[dict[str, np.ndarray]]:
-    """All episodes of a split, validated by the dataset reader (errors name the file and field)."""
+def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict[str, np.ndarray]]:
+    """The episodes of a split (the first `limit`; None: all), validated by the dataset reader (errors
+    name the file and field)."""
     from data_collection.dataset import Dataset
 
     dataset = Dataset.open(data_dir)
-    entries = dataset.episodes(split)
+    entries = dataset.episodes(split)[:limit]
     if not entries:
         raise ValueError(f"{data_dir}: the dataset has no '{split}' episodes; collect more episodes")
     return [dataset.load_episode(e.index) for e in tqdm(entries, desc=f"load {split}", leave=False)]

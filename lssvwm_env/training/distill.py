@@ -52,6 +52,8 @@ class DistillConfig:
                      "eval_context", "eval_rollout"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.train_episodes is not None and self.train_episodes < 1:
+            raise ValueError(f"--train-episodes must be >= 1, got {self.train_episodes}")
         if self.window < 2:
             raise ValueError(f"--window must be >= 2 (a frame and its past), got {self.window}")
 
@@ -158,7 +160,7 @@ def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> d
     if not eval_episodes:
         raise ValueError(f"{data}: no held-out episode has {config.eval_context + config.eval_rollout} frames "
                          f"(--eval-context {config.eval_context} + --eval-rollout {config.eval_rollout})")
-    train = load_split(data, "train")[:config.train_episodes]
+    train = load_split(data, "train", config.train_episodes)
     cache = build_latent_cache(teacher, train, "encode train latents")
     torch.manual_seed(config.seed)
     record = {"teacher": str(source), "teacher_steps": teacher.config.diffusion.sampling_steps,
