@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lssvwm_env.evaluation.metrics import psnr, ssim
+from lssvwm_env.evaluation.metrics import psnr, sharpness, ssim
 
 
 
@@ -49,3 +49,17 @@ def test_metrics_keep_leading_dimensions():
     assert psnr(g, t).shape == (2, 3) and ssim(g, t).shape == (2, 3)
     flat = ssim(torch.from_numpy(generated), torch.from_numpy(target))
     assert torch.allclose(ssim(g, t).flatten(), flat)
+
+
+def test_sharpness_counts_edges_and_blur_lowers_it():
+    rng = np.random.default_rng(0)
+    frames = torch.from_numpy(rng.integers(0, 256, (2, 3, 64, 64, 3), dtype=np.uint8))
+    flat = torch.full((64, 64, 3), 128, dtype=torch.uint8)
+    assert sharpness(flat).item() == 0.0
+    stripes = torch.zeros(64, 64, 3, dtype=torch.uint8)
+    stripes[:, ::2] = 255  # every horizontal neighbour differs by 255, no vertical one
+    assert sharpness(stripes).item() == pytest.approx(255 / 2)
+    blurred = torch.nn.functional.avg_pool2d(frames.flatten(0, 1).permute(0, 3, 1, 2).float(), 3, 1, 1)
+    blurred = blurred.permute(0, 2, 3, 1).reshape(frames.shape).round().to(torch.uint8)
+    assert sharpness(frames).shape == (2, 3)
+    assert (sharpness(blurred) < 0.5 * sharpness(frames)).all()

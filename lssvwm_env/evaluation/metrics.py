@@ -32,3 +32,13 @@ def ssim(generated: torch.Tensor, target: torch.Tensor, window: int = 7) -> torc
     vxy = cov_norm * (mean(x * y) - ux * uy)
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
     return s.mean(dim=(1, 2, 3)).reshape(lead)
+
+
+def sharpness(frames: torch.Tensor) -> torch.Tensor:
+    """frames: (..., H, W, 3) uint8 -> mean absolute difference between neighbouring pixels per frame
+    (...): the edges a frame draws. PSNR rewards a blurred mean of the futures a model cannot tell
+    apart; the ratio of generated to real sharpness says how much of that blur a figure hides."""
+    x = frames.double()
+    across = (x[..., :, 1:, :] - x[..., :, :-1, :]).abs().flatten(-3).mean(-1)
+    down = (x[..., 1:, :, :] - x[..., :-1, :, :]).abs().flatten(-3).mean(-1)
+    return (across + down) / 2

@@ -143,7 +143,7 @@ def held_out_metrics(model, episodes, steps: int, config: DistillConfig) -> dict
     finally:
         model.config.diffusion.sampling_steps = saved
     return {**metrics, **{k: rollout[k] for k in ("rollout_psnr", "rollout_psnr_last_frame",
-                                                   "rollout_psnr_context_mean")}}
+                                                   "rollout_psnr_context_mean", "rollout_sharpness_ratio")}}
 
 
 def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> dict:
@@ -236,8 +236,8 @@ def distillation_section(record: dict) -> str:
              f"({record['train_episodes']} train episodes); held out, {record['eval_episodes']} episodes: next frame "
              f"from the real past at each of their first {record['settings']['eval_frames']} frames, and "
              f"{record['settings']['eval_rollout']} frames from actions after {record['settings']['eval_context']}.", "",
-             "| sampler | steps | next frame | previous frame repeated | rollout | context mean |",
-             "|---|---:|---:|---:|---:|---:|",
+             "| sampler | steps | next frame | previous frame repeated | rollout | context mean | rollout sharpness / real |",
+             "|---|---:|---:|---:|---:|---:|---:|",
              _row("teacher", record["teacher_steps"], teacher)]
     for halving in record["halvings"]:
         lines.append(_row("distilled", halving["steps"], halving["student"]))
@@ -247,7 +247,7 @@ def distillation_section(record: dict) -> str:
 
 def _row(name: str, steps: int, m: dict) -> str:
     return (f"| {name} | {steps} | {m['one_step_psnr']:.2f} dB | {m['one_step_psnr_last_frame']:.2f} dB | "
-            f"{m['rollout_psnr']:.2f} dB | {m['rollout_psnr_context_mean']:.2f} dB |")
+            f"{m['rollout_psnr']:.2f} dB | {m['rollout_psnr_context_mean']:.2f} dB | {m['rollout_sharpness_ratio']:.2f} |")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

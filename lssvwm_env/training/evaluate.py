@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lssvwm_env.evaluation.metrics import psnr, ssim
+from lssvwm_env.evaluation.metrics import psnr, sharpness, ssim
 from lssvwm_env.evaluation.yardsticks import yardstick_frames
 from lssvwm_env.training.data import input_actions, sample_frames
 
@@ -55,6 +55,8 @@ def dynamics_metrics(model, eval_episodes, context: int, rollout: int, n_episode
         "rollout_psnr": psnr(generated, truth).mean().item(),
         "rollout_ssim": ssim(generated, truth).mean().item(),
         "rollout_psnr_last10": psnr(generated[:, -10:], truth[:, -10:]).mean().item(),
+        # Below 1: blurrier than the real frames (metrics.sharpness).
+        "rollout_sharpness_ratio": (sharpness(generated).mean() / sharpness(truth).mean()).item(),
         "ae_ceiling_psnr": psnr(recon, truth).mean().item(),
     }
     video = torch.cat([truth[0], generated[0]], dim=2).numpy()
