@@ -180,3 +180,22 @@ def test_bench_env_prints_figures(tmp_path, minigrid_checkpoint, capsys):
     assert ratios["2"] == pytest.approx(rows[1]["steps_per_s"] / rows[3]["steps_per_s"])
     printed = capsys.readouterr().out
     assert "steps/s" in printed and "imagined / real machine-wide" in printed
+
+
+def test_bench_env_profiles_where_a_batch_step_goes(minigrid_checkpoint, capsys):
+    parser = argparse.ArgumentParser()
+    bench_env.add_arguments(parser)
+    args = parser.parse_args(["--checkpoint", str(minigrid_checkpoint), "--num-envs", "1", "3", "--steps", "2",
+                              "--warmup", "1", "--context", "4", "--real-env", MINIGRID, "--real-steps", "10",
+                              "--real-workers", "1", "--profile", "--json", "-"])
+    assert bench_env.run(args) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{"):])
+    assert "profile" not in result["rows"][0]  # only the largest batch is profiled
+    profile = result["rows"][1]["profile"]
+    shares = profile["share_of_step"]
+    assert profile["num_envs"] == 3 and set(shares) == {"denoising pass", "commit pass", "decode", "rest of the step"}
+    assert shares["denoising pass"] > 0 and shares["commit pass"] > 0 and shares["decode"] > 0  # pixels: decoded
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert 0 < len(profile["top_ops_share_of_self_time"]) <= 12
+    assert "profile of 2 batch steps of 3 envs" in printed

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here ('-': stdout)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile --steps batch steps at the largest batch size: the share of a step in "
+                             "denoising passes, the commit pass, the decoder and the rest, and the costliest ops")
 
 
 def bench_real_env(name: str, steps: int, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -66,7 +69,8 @@ def bench_real_env(name: str, steps: int, seed: int) -> tuple[dict[str, Any], di
     return figures, {"frames": np.stack(frames), "actions": np.array(actions + [0], dtype=np.int64)}
 
 
-def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, Any],
+                   profile: bool = False) -> dict[str, Any]:
     from lssvwm_env.envs.world_model_env import ImaginedBatch, ImaginedEnvOptions
 
     batch = ImaginedBatch(num_envs, ImaginedEnvOptions(checkpoint=args.checkpoint, device=args.device,
@@ -84,11 +88,51 @@ def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, A
     for _ in range(args.steps):
         batch.step(rng.integers(batch.num_actions, size=num_envs))
     elapsed = time.perf_counter() - start
-    return {"env": f"imagined ({Path(batch.checkpoint_dir).name}, {args.obs_type})",
-            "checkpoint": str(batch.checkpoint_dir),
-            "num_envs": num_envs, "steps": args.steps * num_envs,
-            "steps_per_s": args.steps * num_envs / elapsed, "ms_per_batch_step": 1000 * elapsed / args.steps,
-            "reset_s": reset_s, "state_bytes_per_env": batch.state.nbytes() // num_envs}
+    row = {"env": f"imagined ({Path(batch.checkpoint_dir).name}, {args.obs_type})",
+           "checkpoint": str(batch.checkpoint_dir),
+           "num_envs": num_envs, "steps": args.steps * num_envs,
+           "steps_per_s": args.steps * num_envs / elapsed, "ms_per_batch_step": 1000 * elapsed / args.steps,
+           "reset_s": reset_s, "state_bytes_per_env": batch.state.nbytes() // num_envs}
+    if profile:  # after the timing, which the profiler would slow
+        row["profile"] = profile_steps(batch, args.steps, rng)
+    return row
+
+
+PROFILE_STEP = "imagined batch step"
+PROFILE_TOP_OPS = 12
+
+
+def profile_steps(batch, steps: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Where a batch step's time goes: each part's share of it (WorldModel's profiler labels; the rest
+    is the env's own work: actions, observations, copies) and the ops with the most CPU time of their own."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from lssvwm_env.models.world_model import PROFILE_COMMIT, PROFILE_DECODE, PROFILE_DENOISE
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            with record_function(PROFILE_STEP):
+                batch.step(rng.integers(batch.num_actions, size=batch.num_envs))
+    events = {e.key: e for e in prof.key_averages()}
+    total = events[PROFILE_STEP].cpu_time_total
+    parts = {label: events[label].cpu_time_total / total if label in events else 0.0
+             for label in (PROFILE_DENOISE, PROFILE_COMMIT, PROFILE_DECODE)}
+    parts["rest of the step"] = max(0.0, 1.0 - sum(parts.values()))
+    labels = {PROFILE_STEP, PROFILE_DENOISE, PROFILE_COMMIT, PROFILE_DECODE}
+    ops = sorted((e for e in prof.key_averages() if e.key not in labels), key=lambda e: -e.self_cpu_time_total)
+    self_total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    return {"num_envs": batch.num_envs, "steps": steps, "ms_per_batch_step": total / 1000 / steps,
+            "share_of_step": parts,
+            "top_ops_share_of_self_time": {e.key: e.self_cpu_time_total / self_total for e in ops[:PROFILE_TOP_OPS]}}
+
+
+def format_profile(profile: dict[str, Any]) -> str:
+    lines = [f"profile of {profile['steps']} batch steps of {profile['num_envs']} envs "
+             f"({profile['ms_per_batch_step']:.1f} ms per step under the profiler):"]
+    lines += [f"  {share:6.1%}  {part}" for part, share in profile["share_of_step"].items()]
+    lines.append("  ops with the most CPU time of their own:")
+    lines += [f"  {share:6.1%}  {op}" for op, share in profile["top_ops_share_of_self_time"].items()]
+    return "\n".join(lines)
 
 
 def _real_worker(job: tuple[str, int, int]) -> tuple[int, float, float]:
@@ -145,10 +189,13 @@ def run(args: argparse.Namespace) -> int:
         options = {}  # the env's own context source
     rows = []
     for num_envs in args.num_envs:
-        rows.append(bench_imagined(num_envs, args, options))
+        rows.append(bench_imagined(num_envs, args, options, profile=args.profile and num_envs == max(args.num_envs)))
         print(format_table(rows[-1:]).splitlines()[-1], file=sys.stderr)
     rows += real_rows
     print(format_table(rows))
+    for row in rows:
+        if "profile" in row:
+            print(format_profile(row["profile"]))
     machine = next((r for r in reversed(real_rows) if "error" not in r), None)
     ratios = {}
     if machine is not None:

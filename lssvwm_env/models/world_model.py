@@ -17,12 +17,17 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from lssvwm_env.models.autoencoder import AutoencoderConfig, FrameAutoencoder
 from lssvwm_env.models.backbone import Backbone, BackboneConfig, apply_variant
 from lssvwm_env.models.diffusion import DiffusionConfig, euler_step, sampling_schedule
 from lssvwm_env.models.heads import HeadsConfig, RewardTerminationHead
 from lssvwm_env.models.state import WorldModelState
+
+
+# The parts of an imagined step, as torch.profiler shows them (`lssvwm bench env --profile`).
+PROFILE_DENOISE, PROFILE_COMMIT, PROFILE_DECODE = "denoising pass", "commit pass", "decode"
 
 
 @dataclass
@@ -129,7 +134,7 @@ class WorldModel(nn.Module):
         """latents: (B, T, h, w, C) standardised -> frames (B, T, H, W, 3) uint8."""
         b, t = latents.shape[:2]
         flat = latents.reshape(b * t, *latents.shape[2:]).to(self.latent_std.dtype) * self.latent_std + self.latent_mean
-        with self.autoencoder_autocast():
+        with self.autoencoder_autocast(), record_function(PROFILE_DECODE):
             parts = [self.autoencoder.decode(flat[i:i + batch_frames]) for i in range(0, flat.size(0), batch_frames)]
         frames = torch.cat(parts)
         return frames.reshape(b, t, *frames.shape[1:])
@@ -186,7 +191,8 @@ class WorldModel(nn.Module):
         prior_features = None
         for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
             noise_level = torch.full(shape[:2], sigma, device=self.device, dtype=dtype)
-            prediction, features, _ = self.step_latents(state, latent, actions, noise_level)
+            with record_function(PROFILE_DENOISE):
+                prediction, features, _ = self.step_latents(state, latent, actions, noise_level)
             if prior_features is None:
                 prior_features = features
             latent = euler_step(latent, prediction, sigma, next_sigma, c.diffusion)
@@ -233,7 +239,8 @@ class WorldModel(nn.Module):
             noise = torch.randn(latent.shape, generator=generator, device=self.device, dtype=torch.float32)
             committed = (1 - sigma) * latent + sigma * noise.to(latent.dtype)
             level = torch.full(latent.shape[:2], sigma, device=self.device, dtype=latent.dtype)
-        _, features, state = self.step_latents(state, committed, action.to(self.device).view(-1, 1), level)
+        with record_function(PROFILE_COMMIT):
+            _, features, state = self.step_latents(state, committed, action.to(self.device).view(-1, 1), level)
         read = prior_features if self.config.heads.predict_from == "prior" else features
         reward, termination_logit = self.heads(read[:, 0])
         return ModelStep(latent[:, 0], features[:, 0], reward, termination_logit > 0, state)
