@@ -11,6 +11,7 @@ import torch
 
 from lssvwm_env.checkpoint import save_world_model
 from lssvwm_env.cli import main as lssvwm
+from lssvwm_env.evaluation.memory import below_yardsticks
 from lssvwm_env.evaluation.plots import plot_horizon
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import tiny
@@ -65,6 +66,10 @@ def test_report_renders_every_input_with_its_numbers(evaluations, tmp_path, caps
         assert f"| view shown in the context (memory) | {memory['frames']} |" in text
         mean = m["baselines"]["context_mean"]  # the yardsticks beside the model on the same frames
         assert f"| all | {m['psnr']:.2f} / {m['ssim']:.3f} | " in text and f"{mean['psnr']:.2f} / {mean['ssim']:.3f}" in text
+        # A model below a yardstick is said so in the summary, not only in the table.
+        summary = text[text.index("## Summary"):text.index("## Scale")]
+        line = next(row for row in summary.splitlines() if row.startswith(f"- **{task.capitalize()}** (`{task}`"))
+        assert ("**Below the" if below_yardsticks(m) else "Above every yardstick") in line
     # The paper's figures beside ours, and the scale said plainly.
     for figure in ("| 0.898 | 30.8 |", "| 0.829 | 26.4 |", "| 0.747 | 20.4 |", "| 0.855 | 28.2 |"):
         assert figure in text

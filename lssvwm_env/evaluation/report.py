@@ -136,7 +136,14 @@ def summary_section(inputs: Inputs) -> list[str]:
         if paper:
             line += f"; the paper reports {paper.ssim:.3f} / {paper.psnr:.1f} dB on Memory Maze ({paper.context} + {paper.generate})"
         verdict = memory_verdict(m["splits"]) if m.get("splits") else None
-        items.append(line + "." + (f" {verdict[1]}" if verdict else ""))
+        line += "." + (f" {verdict[1]}" if verdict else "")
+        if m.get("baselines"):
+            from lssvwm_env.evaluation.memory import below_yardsticks
+            below = below_yardsticks(m)
+            line += (f" **Below the {', '.join(n.replace('_', ' ') for n in below)} yardstick(s)**: a real context "
+                     "frame shown unchanged scores better." if below else
+                     f" Above every yardstick ({', '.join(n.replace('_', ' ') for n in m['baselines'])}).")
+        items.append(line)
     for path, a in inputs.ablations:
         scored = {n: e for n, e in a["variants"].items() if "metrics" in e}
         if scored:
