@@ -6,7 +6,8 @@ points so that torch is only imported when an env is made:
     import gymnasium as gym
     env = gym.make("lssvwm_env:LSSVWM-Memory-v0")            # the module is imported by gym.make
     envs = gym.make_vec("lssvwm_env:LSSVWM-Memory-v0", num_envs=8, vectorization_mode="vector_entry_point")
-    env = gym.make("lssvwm_env:LSSVWM-MiniGrid-v0", checkpoint="runs/minigrid")   # no shipped model
+    env = gym.make("lssvwm_env:LSSVWM-MiniGrid-v0")           # the shipped MiniGrid-MemoryS7 model
+    env = gym.make("lssvwm_env:LSSVWM-Memory-v0", checkpoint="runs/mine")   # any other trained model
 """
 
 import gymnasium
@@ -16,19 +17,19 @@ _ENVS = "lssvwm_env.envs.world_model_env"
 
 def _register() -> None:
     ids = {
-        # The model shipped with the package (lssvwm_env/checkpoints/default), trained on Memory Maze 9x9.
-        "LSSVWM-Memory-v0": ("LSSVWMEnv", "LSSVWMVectorEnv"),
-        # A MiniGrid model must be given with checkpoint=.
-        "LSSVWM-MiniGrid-v0": ("LSSVWMMiniGridEnv", "LSSVWMMiniGridVectorEnv"),
+        # lssvwm_env/checkpoints/default, trained on Memory Maze 9x9; truncated as a 9x9 episode is.
+        "LSSVWM-Memory-v0": ("LSSVWMEnv", "LSSVWMVectorEnv", 1000),
+        # lssvwm_env/checkpoints/minigrid, trained on MiniGrid-MemoryS7, whose episodes end at 5 x 7^2 steps.
+        "LSSVWM-MiniGrid-v0": ("LSSVWMMiniGridEnv", "LSSVWMMiniGridVectorEnv", 245),
     }
-    for env_id, (single, vector) in ids.items():
+    for env_id, (single, vector, max_episode_steps) in ids.items():
         if env_id in gymnasium.registry:
             continue
         gymnasium.register(
             id=env_id,
             entry_point=f"{_ENVS}:{single}",
             vector_entry_point=f"{_ENVS}:{vector}",
-            max_episode_steps=1000,  # world_model_env.MAX_EPISODE_STEPS: a Memory Maze 9x9 episode
+            max_episode_steps=max_episode_steps,
         )
 
 

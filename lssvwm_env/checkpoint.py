@@ -22,7 +22,9 @@ from lssvwm_env.config_io import ConfigError
 from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
 
 FORMAT = "lssvwm-checkpoint"
-DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+SHIPPED_CHECKPOINTS = Path(__file__).parent / "checkpoints"
+DEFAULT_CHECKPOINT = SHIPPED_CHECKPOINTS / "default"  # Memory Maze 9x9: LSSVWM-Memory-v0 and every command's default
+MINIGRID_CHECKPOINT = SHIPPED_CHECKPOINTS / "minigrid"  # MiniGrid-MemoryS7: LSSVWM-MiniGrid-v0's default
 
 
 class CheckpointError(RuntimeError):

@@ -14,6 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from agents.envs import RealImageEnv, WorkerDiedError, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.episodes import evaluate_in_model, evaluate_in_real_env, run_episodes
 from agents.policies import RandomPolicy
+from lssvwm_env.checkpoint import MINIGRID_CHECKPOINT
 
 MINIGRID = "minigrid-memory"
 MINIGRID_LEFT = 0  # turning in place never ends a MiniGrid episode
@@ -84,8 +85,9 @@ def test_imagined_env_id_tells_imagined_from_real_names():
     assert imagined_env_id("lssvwm_env:LSSVWM-MiniGrid-v0") == "LSSVWM-MiniGrid-v0"
     assert imagined_env_id("memory-maze-9x9") is None
     assert imagined_env_id("CartPole-v1") is None  # registered, but not a world model
-    with pytest.raises(ValueError, match="pass --checkpoint"):
-        make_imagined_vec_env("LSSVWM-MiniGrid-v0", 1)
+    venv = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 1)  # the id's shipped model, not the package default
+    assert venv.core.checkpoint_dir == MINIGRID_CHECKPOINT and venv.core.max_episode_steps == 245
+    venv.close()
 
 
 def test_harness_splits_episodes_among_envs_and_records_one():

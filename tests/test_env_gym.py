@@ -73,26 +73,29 @@ def test_gymnasium_and_sb3_env_checkers_pass(checkpoint, monkeypatch):
     env.close()
 
 
-def test_the_shipped_default_model_as_the_readme_uses_it(monkeypatch):
-    """gym.make with no arguments loads the model that ships with the package: both checkers pass, a
-    short rollout gives finite frames and rewards the real env could pay, and its card has figures."""
+@pytest.mark.parametrize("env_id, shipped", [("LSSVWM-Memory-v0", "default"), ("LSSVWM-MiniGrid-v0", "minigrid")])
+def test_the_shipped_models_as_the_readme_uses_them(env_id, shipped, monkeypatch):
+    """gym.make with no arguments loads the id's model that ships with the package: both checkers pass,
+    a short rollout gives finite frames and rewards the real env could pay, and its card has figures."""
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    from lssvwm_env.checkpoint import read_config, resolve_checkpoint_dir
+    from lssvwm_env.checkpoint import SHIPPED_CHECKPOINTS, read_config
 
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    env = gym.make("lssvwm_env:LSSVWM-Memory-v0", render_mode="rgb_array")
+    env = gym.make(f"lssvwm_env:{env_id}", render_mode="rgb_array")
+    checkpoint_dir = SHIPPED_CHECKPOINTS / shipped
+    assert env.unwrapped.core.checkpoint_dir == checkpoint_dir
     check_env(env.unwrapped)
     sb3_check_env(env.unwrapped, warn=True)
-    low, high = read_config(resolve_checkpoint_dir(None))["training_data"]["reward_range"]
+    low, high = read_config(checkpoint_dir)["training_data"]["reward_range"]
     env.reset(seed=0)
     for _ in range(12):
         obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
         assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8 and np.isfinite(reward)
         assert low <= reward <= high, reward
     env.close()
-    card = (resolve_checkpoint_dir(None) / "model_card.md").read_text()
+    card = (checkpoint_dir / "model_card.md").read_text()
     assert "ae_psnr" in card and "next_frame_psnr" in card and "| dynamics |" in card
 
 
@@ -201,8 +204,6 @@ def test_checkpoint_errors_speak_to_the_user(checkpoint, tmp_path):
     (corrupt / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"config\.json: cannot read the checkpoint config"):
         gym.make(ENV_ID, checkpoint=corrupt)
-    with pytest.raises(ValueError, match="pass checkpoint=DIR"):
-        gym.make("LSSVWM-MiniGrid-v0")
     bare = save_tiny_checkpoint(tmp_path / "bare", context_shape=None)
     env = gym.make(ENV_ID, checkpoint=bare)
     with pytest.raises(ContextError, match=r"holds no context\.npz.*dataset=DIR"):

@@ -16,7 +16,7 @@ Measured) and `get_state` is a cheap copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,13 +27,14 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
+from lssvwm_env.checkpoint import (DEFAULT_CHECKPOINT, MINIGRID_CHECKPOINT, load_world_model,
+                                   resolve_checkpoint_dir)
 from lssvwm_env.envs.context import (CONTEXT_FILE, ContextError, ContextSource, DatasetEpisodes, EpisodeArrays,
                                      RealEnvPrefix, context_from_options)
 from lssvwm_env.models.state import WorldModelState
 
 RENDER_FPS = 15
-MAX_EPISODE_STEPS = 1000  # the registered ids' step limit: a Memory Maze 9x9 episode
+MAX_EPISODE_STEPS = 1000  # LSSVWM-Memory-v0's step limit (lssvwm_env/__init__.py): a Memory Maze 9x9 episode
 
 # (observations (N, ...), rewards (N,) float32, terminated (N,) bool, truncated (N,) bool)
 BatchStep = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -336,12 +337,11 @@ class LSSVWMVectorEnv(VectorEnv):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS,
                                           "autoreset_mode": AutoresetMode.NEXT_STEP}
-    requires_checkpoint: ClassVar[bool] = False  # True for ids whose model does not ship with the package
+    shipped_checkpoint: ClassVar[Path] = DEFAULT_CHECKPOINT  # the model used when checkpoint= is not given
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **options: Any) -> None:
         _check_render_mode(self.metadata, render_mode)
-        options = ImaginedEnvOptions(**options)
-        _check_checkpoint_given(type(self), options.checkpoint)
+        options = with_shipped_checkpoint(ImaginedEnvOptions(**options), self.shipped_checkpoint)
         self.core = ImaginedBatch(num_envs, options)
         self.num_envs = num_envs
         self.render_mode = render_mode
@@ -406,12 +406,11 @@ class LSSVWMEnv(gymnasium.Env):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
-    requires_checkpoint: ClassVar[bool] = False
+    shipped_checkpoint: ClassVar[Path] = DEFAULT_CHECKPOINT
 
     def __init__(self, render_mode: str | None = None, **options: Any) -> None:
         _check_render_mode(self.metadata, render_mode)
-        options = ImaginedEnvOptions(**options)
-        _check_checkpoint_given(type(self), options.checkpoint)
+        options = with_shipped_checkpoint(ImaginedEnvOptions(**options), self.shipped_checkpoint)
         self.core = ImaginedBatch(1, options)
         self.render_mode = render_mode
         self.observation_space = self.core.single_observation_space
@@ -464,22 +463,20 @@ class LSSVWMEnv(gymnasium.Env):
 
 
 class LSSVWMMiniGridEnv(LSSVWMEnv):
-    """LSSVWM-MiniGrid-v0: no MiniGrid model ships with the package, so `checkpoint=` is required."""
+    """LSSVWM-MiniGrid-v0: LSSVWMEnv with the shipped MiniGrid-MemoryS7 model as its default."""
 
-    requires_checkpoint = True
+    shipped_checkpoint = MINIGRID_CHECKPOINT
 
 
 class LSSVWMMiniGridVectorEnv(LSSVWMVectorEnv):
-    """The vector form of LSSVWM-MiniGrid-v0 (`checkpoint=` required)."""
+    """The vector form of LSSVWM-MiniGrid-v0."""
 
-    requires_checkpoint = True
+    shipped_checkpoint = MINIGRID_CHECKPOINT
 
 
-def _check_checkpoint_given(cls: type, checkpoint: str | Path | None) -> None:
-    if cls.requires_checkpoint and checkpoint is None:
-        raise ValueError(f"{cls.__name__}: no model ships for this env; pass checkpoint=DIR (a checkpoint or run "
-                         "directory of a model trained on its dataset), e.g. "
-                         "gym.make('LSSVWM-MiniGrid-v0', checkpoint='runs/minigrid')")
+def with_shipped_checkpoint(options: ImaginedEnvOptions, shipped: Path) -> ImaginedEnvOptions:
+    """`options`, with the env id's shipped model where no checkpoint is given."""
+    return options if options.checkpoint is not None else replace(options, checkpoint=shipped)
 
 
 def _check_render_mode(metadata: dict[str, Any], render_mode: str | None) -> None:
