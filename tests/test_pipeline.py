@@ -50,3 +50,39 @@ def test_from_scratch_pipeline_tiny(tmp_path):
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
     assert again.stdout.count("done before, skipped") == len(timings)
+
+
+def test_main_job_plan_uses_each_shipped_model_and_trains_the_agent_where_it_can_beat_random(tmp_path):
+    from lssvwm_env.checkpoint import DEFAULT_CHECKPOINT, MINIGRID_CHECKPOINT
+    from lssvwm_env.pipeline import Scale, stages
+
+    plan = {stage.name: stage.command for stage in stages(tmp_path, "memory-maze-9x9", False, Scale(), 2, 0)}
+    assert plan["eval_memory"][plan["eval_memory"].index("--checkpoint") + 1] == str(DEFAULT_CHECKPOINT)
+    assert "memory-maze-9x9" in plan["collect_retrace"]
+    agent = plan["train_agent"]
+    assert agent[agent.index("--env") + 1] == "LSSVWM-MiniGrid-v0"
+    assert agent[agent.index("--checkpoint") + 1] == str(MINIGRID_CHECKPOINT)
+    for name in ("eval_agent", "eval_random"):
+        assert plan[name][plan[name].index("--env") + 1] == "minigrid-memory"
+    # With --env minigrid-memory everything runs on the shipped MiniGrid model.
+    plan = {stage.name: stage.command for stage in stages(tmp_path, "minigrid-memory", False, Scale(), 2, 0)}
+    assert plan["eval_memory"][plan["eval_memory"].index("--checkpoint") + 1] == str(MINIGRID_CHECKPOINT)
+
+
+def test_agents_table_says_whether_the_agent_beats_random_by_more_than_the_standard_errors(tmp_path):
+    from lssvwm_env.pipeline import agents_table
+
+    def result(returns):
+        return {"env": "minigrid-memory", "returns": returns, "lengths": [10] * len(returns), "env_steps": 100,
+                "seconds": 1.0, "deterministic": False, "seed": 0, "episodes": len(returns),
+                "mean_return": sum(returns) / len(returns), "std_return": 0.0}
+
+    def table(agent_returns, random_returns):
+        (tmp_path / "agent.json").write_text(json.dumps({"env": "minigrid-memory", "max_steps": 100,
+                                                         "real": result(agent_returns)}))
+        (tmp_path / "random.json").write_text(json.dumps({"real": result(random_returns)}))
+        return agents_table(tmp_path).read_text()
+
+    text = table([1.0, 0.9, 1.0, 0.8], [0.0, 0.1, 0.0, 0.0])
+    assert "The agent beats the random policy" in text and "| 4 |" in text
+    assert "The agent does not beat the random policy" in table([1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0])
