@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Callable
 
 from data_collection.files import atomic_path, write_json_atomic
-from lssvwm_env.checkpoint import SHIPPED_CHECKPOINTS
 
 LSSVWM = [sys.executable, "-m", "lssvwm_env.cli"]
 
@@ -93,6 +92,8 @@ class Stage:
 
 
 def stages(out: Path, env: str, from_scratch: bool, scale: Scale, workers: int, threads: int) -> list[Stage]:
+    from lssvwm_env.checkpoint import SHIPPED_CHECKPOINTS  # here: the pipeline's own process needs no torch
+
     thread_args = ["--threads", str(threads)] if threads else []
     model_args: list[str] = []
     result: list[Stage] = []

@@ -58,6 +58,10 @@ class DistillConfig:
             raise ValueError(f"--window must be >= 2 (a frame and its past), got {self.window}")
 
 
+class DistillationDiverged(RuntimeError):
+    """The loss stopped being finite: the student's weights are garbage from there on."""
+
+
 def halvings(teacher_steps: int, steps: int) -> list[int]:
     """The student step counts from `teacher_steps` down to `steps`: 4, 1 -> [2, 1]."""
     ratio = teacher_steps // steps if steps >= 1 else 0
@@ -166,8 +170,8 @@ def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> d
     record = {"teacher": str(source), "teacher_steps": teacher.config.diffusion.sampling_steps,
               "settings": asdict(config), "data": str(data), "train_episodes": len(train),
               "eval_episodes": len(eval_episodes), "halvings": []}
-    baseline = {"teacher": held_out_metrics(teacher, eval_episodes, record["teacher_steps"], config)}
-    tqdm.write(f"teacher, {record['teacher_steps']} steps: {json.dumps(baseline['teacher'])}")
+    record["teacher_metrics"] = held_out_metrics(teacher, eval_episodes, record["teacher_steps"], config)
+    tqdm.write(f"teacher, {record['teacher_steps']} steps: {json.dumps(record['teacher_metrics'])}")
     for student_steps in chain:
         started = time.time()
         student = copy.deepcopy(teacher).train()
@@ -184,8 +188,8 @@ def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> d
             loss = distill_loss(student, teacher, random_windows(cache, config.batch_size, config.window, generator),
                                 student_steps, generator)
             if not torch.isfinite(loss):
-                raise RuntimeError(f"distillation to {student_steps} steps: loss {loss.item()} at step {step}; "
-                                   "lower --lr")
+                raise DistillationDiverged(f"distillation to {student_steps} steps: loss {loss.item()} at step {step}; "
+                                           f"nothing was written to {out}; lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
@@ -201,7 +205,6 @@ def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> d
                                    "undistilled_at_these_steps": undistilled})
         tqdm.write(f"student, {student_steps} steps: {json.dumps(metrics)}\n"
                    f"undistilled model at {student_steps} steps: {json.dumps(undistilled)}")
-    record["teacher_metrics"] = baseline["teacher"]
     write_distilled(teacher, source, out, record, read_config(source))
     return record
 
@@ -282,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
                                eval_frames=args.eval_frames, eval_context=args.eval_context,
                                eval_rollout=args.eval_rollout)
         record = distill(args.checkpoint, args.data, args.out, config)
-    except (CheckpointError, DatasetError, ValueError) as err:
+    except (CheckpointError, DatasetError, DistillationDiverged, ValueError) as err:
         print(f"lssvwm distill: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {args.out} ({record['halvings'][-1]['steps']} sampling steps)")
