@@ -111,7 +111,7 @@ def make_imagined_vec_env(env_id: str, num_envs: int, *, seed: int | None = None
     spec = gymnasium.spec(env_id)
     env_class = gymnasium.envs.registration.load_env_creator(spec.entry_point)
     if options.get("checkpoint") is None:
-        options["checkpoint"] = env_class.shipped_checkpoint  # the id's model (LSSVWM-MiniGrid-v0's is not the default)
+        options["checkpoint"] = env_class.shipped_checkpoint  # each id ships its own model (MiniGrid: not the default)
     options["max_episode_steps"] = options.get("max_episode_steps") or spec.max_episode_steps
     venv = LSSVWMSB3VecEnv(num_envs=num_envs, **options)
     if seed is not None:
