@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 
 from lssvwm_env.checkpoint import load_world_model
-from lssvwm_env.training.data import load_split
-from lssvwm_env.training.distill import DistillConfig, held_out_metrics
+from lssvwm_env.training.distill import DistillConfig, held_out_episodes, held_out_metrics
 
 
 def main() -> None:
@@ -29,8 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = DistillConfig(eval_episodes=args.episodes)
-    episodes = [ep for ep in load_split(args.data, "eval")
-                if len(ep["frames"]) >= config.eval_context + config.eval_rollout][:config.eval_episodes]
+    episodes = held_out_episodes(args.data, config)
     for sampler in args.samplers:
         checkpoint, steps = sampler.rsplit(":", 1)
         metrics = held_out_metrics(load_world_model(checkpoint), episodes, int(steps), config)

@@ -150,6 +150,18 @@ def held_out_metrics(model, episodes, steps: int, config: DistillConfig) -> dict
                                                    "rollout_psnr_context_mean", "rollout_sharpness_ratio")}}
 
 
+def held_out_episodes(data: Path, config: DistillConfig) -> list[dict]:
+    """The first `config.eval_episodes` eval episodes long enough for the rollouts."""
+    from lssvwm_env.training.data import load_split
+
+    need = config.eval_context + config.eval_rollout
+    episodes = [ep for ep in load_split(data, "eval") if len(ep["frames"]) >= need][:config.eval_episodes]
+    if not episodes:
+        raise ValueError(f"{data}: no held-out episode has {need} frames "
+                         f"(--eval-context {config.eval_context} + --eval-rollout {config.eval_rollout})")
+    return episodes
+
+
 def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> dict:
     """Distil `checkpoint` into a checkpoint directory `out` that samples in `config.steps` steps;
     returns the record written to out/config.json's "distillation"."""
@@ -157,13 +169,9 @@ def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> d
     from lssvwm_env.training.data import build_latent_cache, load_split
 
     source = resolve_checkpoint_dir(checkpoint)
-    teacher = load_world_model(source)
+    teacher = original = load_world_model(source)  # `original`: the model undistilled, beside each student
     chain = halvings(teacher.config.diffusion.sampling_steps, config.steps)  # refused before any work
-    eval_episodes = [ep for ep in load_split(data, "eval")
-                     if len(ep["frames"]) >= config.eval_context + config.eval_rollout][:config.eval_episodes]
-    if not eval_episodes:
-        raise ValueError(f"{data}: no held-out episode has {config.eval_context + config.eval_rollout} frames "
-                         f"(--eval-context {config.eval_context} + --eval-rollout {config.eval_rollout})")
+    eval_episodes = held_out_episodes(data, config)
     train = load_split(data, "train", config.train_episodes)
     cache = build_latent_cache(teacher, train, "encode train latents")
     torch.manual_seed(config.seed)
@@ -198,7 +206,7 @@ def distill(checkpoint: Path, data: Path, out: Path, config: DistillConfig) -> d
             bar.set_postfix(loss=f"{loss.item():.4f}")
         teacher = student.eval()
         metrics = held_out_metrics(teacher, eval_episodes, student_steps, config)
-        undistilled = held_out_metrics(load_world_model(source), eval_episodes, student_steps, config)
+        undistilled = held_out_metrics(original, eval_episodes, student_steps, config)
         tail = losses[-max(1, len(losses) // 10):]
         record["halvings"].append({"steps": student_steps, "loss_first": losses[0], "loss_last_tenth": sum(tail) / len(tail),
                                    "minutes": round((time.time() - started) / 60, 1), "student": metrics,
