@@ -30,7 +30,7 @@ from data_collection.envs import FRAME_SHAPE, RealEnv, make_env
 from lssvwm_env.models.state import WorldModelState
 
 # The real env an imagined id was trained on: the default env to evaluate its agents in.
-REAL_ENV_OF_ID = {"LSSVWM-Memory-v0": "memory-maze-9x9", "LSSVWM-MiniGrid-v0": "minigrid-memory"}
+REAL_ENV_OF_ID = {"LSSVWM-Memory-v0": "memory-maze-9x9", "LSSVWM-MiniGrid-v0": "minigrid-memory-s7"}
 
 
 class RealImageEnv(gymnasium.Env):

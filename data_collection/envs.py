@@ -43,6 +43,7 @@ FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
 MEMORY_MAZE_SIZES = ("9x9", "11x11", "13x13", "15x15")
 MINIGRID_ALIASES = {
     "minigrid-memory": "MiniGrid-MemoryS13-v0",
+    "minigrid-memory-s7": "MiniGrid-MemoryS7-v0",  # the shipped MiniGrid model's env (LSSVWM-MiniGrid-v0)
     "minigrid-fourrooms": "MiniGrid-FourRooms-v0",
 }
 # Short name -> one-line description, in the order shown to users.
@@ -554,7 +555,7 @@ class GymnasiumImageEnv(RealEnv):
 # ----------------------------------------------------------------------------------- factories
 
 
-def _resolve(name: str) -> tuple[str, str]:
+def resolve_env(name: str) -> tuple[str, str]:
     """(kind, target) for a user-facing env name, without creating anything."""
     if name.startswith("memory-maze-"):
         size = name.removeprefix("memory-maze-")
@@ -572,7 +573,7 @@ def make_env(name: str, max_steps: int | None = None) -> RealEnv:
     max_steps: the collector's episode length; MiniGrid envs get it as their own step limit.
     Raises UnknownEnvError (listing the known names), RenderingError, or EnvError.
     """
-    kind, target = _resolve(name)
+    kind, target = resolve_env(name)
     if kind == "memory-maze":
         return MemoryMazeEnv(target)
     base = _make_gymnasium(target)
@@ -585,7 +586,7 @@ def make_env(name: str, max_steps: int | None = None) -> RealEnv:
 
 def env_spec(name: str) -> EnvSpec:
     """The spec of an env, cheaply: Memory Maze is described without starting MuJoCo."""
-    kind, target = _resolve(name)
+    kind, target = resolve_env(name)
     if kind == "memory-maze":
         return memory_maze_spec(target)
     with make_env(name) as env:

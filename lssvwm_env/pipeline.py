@@ -30,12 +30,12 @@ from data_collection.files import atomic_path, write_json_atomic
 LSSVWM = [sys.executable, "-m", "lssvwm_env.cli"]
 
 # Real env -> the registered imagined id whose model it trains, and that id's shipped model.
-IMAGINED_ID = {"memory-maze-9x9": "LSSVWM-Memory-v0", "minigrid-memory": "LSSVWM-MiniGrid-v0"}
-SHIPPED_MODEL = {"memory-maze-9x9": "default", "minigrid-memory": "minigrid"}  # in lssvwm_env/checkpoints/
+IMAGINED_ID = {"memory-maze-9x9": "LSSVWM-Memory-v0", "minigrid-memory-s7": "LSSVWM-MiniGrid-v0"}
+SHIPPED_MODEL = {"memory-maze-9x9": "default", "minigrid-memory-s7": "minigrid"}  # in lssvwm_env/checkpoints/
 # The env whose shipped model the agent stages train in, when it is not the pipeline's own: PPO inside
 # the shipped Memory Maze model does not beat a random policy in the real maze yet (docs/agents);
 # inside the shipped MiniGrid-MemoryS7 model it does.
-AGENT_ENV_OF_SHIPPED = {"memory-maze-9x9": "minigrid-memory"}
+AGENT_ENV_OF_SHIPPED = {"memory-maze-9x9": "minigrid-memory-s7"}
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Scale:
         "memory-maze-9x9": AgentBudget(timesteps=4096, envs=8, n_steps=128, max_episode_steps=128, context=32,
                                        eval_episodes=2, eval_max_steps=200),
         # Enough episodes that the standard errors separate the agent from a random policy (0.14).
-        "minigrid-memory": AgentBudget(timesteps=16384, envs=16, n_steps=64, max_episode_steps=100, context=1,
+        "minigrid-memory-s7": AgentBudget(timesteps=16384, envs=16, n_steps=64, max_episode_steps=100, context=1,
                                        eval_episodes=200, eval_max_steps=100)})
     horizon_frames: str = "10,100,1000"
     # --from-scratch only

@@ -12,7 +12,7 @@ from agents import compare
 from agents.episodes import EvalResult
 from data_collection.collect import CollectConfig, collect
 
-MINIGRID = "minigrid-memory"
+MINIGRID = "minigrid-memory-s7"  # LSSVWM-MiniGrid-v0's real env
 
 
 @pytest.fixture(scope="module")

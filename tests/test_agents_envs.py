@@ -1,6 +1,7 @@
 """The envs agents meet: the real env as a Gymnasium Env (check_env, spaces equal to the imagined
 env's, seeding, step limit) and the evaluation harness on real MiniGrid and on a tiny world model."""
 
+import json
 import os
 import signal
 
@@ -11,7 +12,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from agents.envs import RealImageEnv, WorkerDiedError, imagined_env_id, make_imagined_vec_env, make_real_vec_env
+from agents.envs import REAL_ENV_OF_ID, RealImageEnv, WorkerDiedError, imagined_env_id, make_imagined_vec_env, make_real_vec_env
 from agents.episodes import evaluate_in_model, evaluate_in_real_env, run_episodes
 from agents.policies import RandomPolicy
 from lssvwm_env.checkpoint import MINIGRID_CHECKPOINT
@@ -88,6 +89,23 @@ def test_imagined_env_id_tells_imagined_from_real_names():
     venv = make_imagined_vec_env("LSSVWM-MiniGrid-v0", 1)  # the id's shipped model, not the package default
     assert venv.core.checkpoint_dir == MINIGRID_CHECKPOINT and venv.core.max_episode_steps == 245
     venv.close()
+
+
+def test_each_id_evaluates_in_the_env_its_shipped_model_was_trained_on():
+    # LSSVWM-MiniGrid-v0's agents were once evaluated in MiniGrid-MemoryS13 ("minigrid-memory"),
+    # while its shipped model was trained on MiniGrid-MemoryS7.
+    from data_collection.envs import resolve_env
+    from lssvwm_env.checkpoint import SHIPPED_CHECKPOINTS
+    from lssvwm_env.pipeline import IMAGINED_ID, SHIPPED_MODEL
+
+    for env_id, real_env in REAL_ENV_OF_ID.items():
+        env_class = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
+        trained_on = json.loads((env_class.shipped_checkpoint / "training.json").read_text())["env"]
+        assert resolve_env(real_env)[1] == resolve_env(trained_on)[1], env_id
+    for real_env, env_id in IMAGINED_ID.items():
+        assert REAL_ENV_OF_ID[env_id] == real_env
+        trained_on = json.loads((SHIPPED_CHECKPOINTS / SHIPPED_MODEL[real_env] / "training.json").read_text())["env"]
+        assert resolve_env(real_env)[1] == resolve_env(trained_on)[1], real_env
 
 
 def test_harness_splits_episodes_among_envs_and_records_one():

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_from_scratch_pipeline_tiny(tmp_path):
     out = tmp_path / "scratch"
     command = [sys.executable, "-m", "lssvwm_env.cli", "pipeline", "--out", str(out), "--from-scratch",
-               "--env", "minigrid-memory", "--scale", "tiny", "--workers", "1", "--threads", "1"]
+               "--env", "minigrid-memory-s7", "--scale", "tiny", "--workers", "1", "--threads", "1"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"report: {out / 'report' / 'report.md'}" in result.stdout
@@ -63,9 +63,9 @@ def test_main_job_plan_uses_each_shipped_model_and_trains_the_agent_where_it_can
     assert agent[agent.index("--env") + 1] == "LSSVWM-MiniGrid-v0"
     assert agent[agent.index("--checkpoint") + 1] == str(MINIGRID_CHECKPOINT)
     for name in ("eval_agent", "eval_random"):
-        assert plan[name][plan[name].index("--env") + 1] == "minigrid-memory"
-    # With --env minigrid-memory everything runs on the shipped MiniGrid model.
-    plan = {stage.name: stage.command for stage in stages(tmp_path, "minigrid-memory", False, Scale(), 2, 0)}
+        assert plan[name][plan[name].index("--env") + 1] == "minigrid-memory-s7"
+    # With --env minigrid-memory-s7 everything runs on the shipped MiniGrid model.
+    plan = {stage.name: stage.command for stage in stages(tmp_path, "minigrid-memory-s7", False, Scale(), 2, 0)}
     assert plan["eval_memory"][plan["eval_memory"].index("--checkpoint") + 1] == str(MINIGRID_CHECKPOINT)
 
 

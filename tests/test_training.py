@@ -70,6 +70,7 @@ def test_train_end_to_end(dataset, finished_run):
     from lssvwm_env.training.train import render_model_card
     trained = json.loads((finished_run / "checkpoint" / "training.json").read_text())
     assert trained["dynamics_steps"] == 10 and trained["stage"] == "done" and trained["data"] == str(dataset)
+    assert trained["env"] == "minigrid-memory"  # the real env it imagines, from the manifest
     assert render_model_card(trained) == (finished_run / "checkpoint" / "model_card.md").read_text()
     info = checkpoint_info(finished_run, model)
     assert info["training"]["dynamics_steps"] == 10 and info["training_data"]["path"] == str(dataset)

@@ -31,6 +31,7 @@ from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cac
                                       step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
+from data_collection.dataset import Dataset
 from data_collection.files import write_video
 from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics
 from lssvwm_env.training.losses import dynamics_loss
@@ -64,6 +65,8 @@ class Trainer:
                  init_autoencoder: Path | None = None) -> None:
         self.config, self.data_dir, self.run_dir, self.device = config, data_dir, run_dir, device
         self.command, self.allow_changes = command, allow_changes
+        # Recorded with the model, so that what serves it knows which real env it imagines.
+        self.data_env = Dataset.open(data_dir).manifest.env
         # Checked before anything is written: a donor that cannot serve fails the run at its start.
         self.donor = self.autoencoder_donor(init_autoencoder) if init_autoencoder is not None else None
         self.dist = Distributed.from_environment(device)
@@ -185,7 +188,7 @@ class Trainer:
         evaluations and the report read it)."""
         c, p = self.config, self.progress
         return {
-            "command": list(self.command), "data": str(self.data_dir), "preset": c.preset, "variant": c.model.variant,
+            "command": list(self.command), "data": str(self.data_dir), "env": self.data_env, "preset": c.preset, "variant": c.model.variant,
             "parameters": sum(t.numel() for t in self.model.parameters()),
             "autoencoder_parameters": sum(t.numel() for t in self.model.autoencoder.parameters()),
             "stage": p.stage, "autoencoder_steps": p.autoencoder_step,
@@ -545,7 +548,7 @@ def render_model_card(record: dict) -> str:
     lines = [
         f"# lssvwm world model ({r['preset']} preset, variant `{r['variant']}`)", "",
         f"- command: `{' '.join(r['command'])}`",
-        f"- data: `{r['data']}`",
+        f"- data: `{r['data']}`" + (f" ({r['env']})" if r.get("env") else ""),
         f"- parameters: {r['parameters'] / 1e6:.2f} M (autoencoder {r['autoencoder_parameters'] / 1e6:.2f} M)",
         f"- stage: {r['stage']}; autoencoder steps {r['autoencoder_steps']}/{r['autoencoder_iterations']}; "
         f"dynamics steps {r['dynamics_steps']}/{r['dynamics_iterations']}",
