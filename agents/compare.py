@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from agents.envs import REAL_ENV_OF_ID, imagined_env_id
+from agents.envs import REAL_ENV_OF_ID, imagined_env_id, world_model_checkpoint
 from agents.episodes import EvalResult, evaluate_in_model, evaluate_in_real_env
 from agents.policies import SUMMARY_FILE, RandomPolicy, load_policy, read_summary
 from agents.train_ppo import (EVAL_SEED, SHARED_FIELDS, TrainArgs, add_ppo_arguments, add_warm_start_arguments,
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
                                     real_env=args.real_env, **world_model, **warm_start, **common), args.progress)
     policy, algo = load_policy(imagined_dir, device=args.device)
     summary = read_summary(imagined_dir)
-    checkpoint = args.checkpoint or summary.get("checkpoint")
+    checkpoint = world_model_checkpoint(env_id, args.checkpoint or summary.get("checkpoint"))
     obs_type = summary.get("settings", {}).get("obs_type", "pixels")
     rows.append(Row(f"imagination {algo}" + ("" if obs_type == "pixels" else f" on {obs_type}"),
                     imagined_training(summary), real_steps,
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"imagination, real env: {rows[-1].real.line()}")
     print(f"imagination, in model: {rows[-1].in_model.line()}")
 
-    results = {"real_env": args.real_env, "env": env_id, "checkpoint": checkpoint, "dataset": args.dataset,
+    results = {"real_env": args.real_env, "env": env_id, "checkpoint": str(checkpoint), "dataset": args.dataset,
                "dataset_steps": budget, "real_steps": real_steps, "evaluation": evaluation,
                "reused_rows": {"from": str(args.baselines_from), "agents": baselines.reused} if baselines.reused
                else None,

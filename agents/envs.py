@@ -102,6 +102,16 @@ def imagined_env_id(name: str) -> str | None:
     return env_id if isinstance(entry_point, str) and entry_point.startswith("lssvwm_env.") else None
 
 
+def world_model_checkpoint(env_id: str, checkpoint: str | Path | None) -> str | Path:
+    """The world model an imagined id serves: `checkpoint`, else the id's shipped model (each id
+    ships its own: MiniGrid's is not the package default). A policy on its latent or features
+    observes the real env through this same model."""
+    if checkpoint is not None:
+        return checkpoint
+    spec = gymnasium.spec(env_id)
+    return gymnasium.envs.registration.load_env_creator(spec.entry_point).shipped_checkpoint
+
+
 def make_imagined_vec_env(env_id: str, num_envs: int, *, seed: int | None = None, **options: Any) -> VecEnv:
     """`num_envs` imagined envs of a registered LSSVWM id as one LSSVWMSB3VecEnv (one forward pass).
     options: the fields of ImaginedEnvOptions, by name; max_episode_steps None: the id's registered
@@ -109,9 +119,7 @@ def make_imagined_vec_env(env_id: str, num_envs: int, *, seed: int | None = None
     from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
 
     spec = gymnasium.spec(env_id)
-    env_class = gymnasium.envs.registration.load_env_creator(spec.entry_point)
-    if options.get("checkpoint") is None:
-        options["checkpoint"] = env_class.shipped_checkpoint  # each id ships its own model (MiniGrid: not the default)
+    options["checkpoint"] = world_model_checkpoint(env_id, options.get("checkpoint"))
     options["max_episode_steps"] = options.get("max_episode_steps") or spec.max_episode_steps
     venv = LSSVWMSB3VecEnv(num_envs=num_envs, **options)
     if seed is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from agents.envs import REAL_ENV_OF_ID, imagined_env_id
+from agents.envs import REAL_ENV_OF_ID, imagined_env_id, world_model_checkpoint
 from agents.episodes import evaluate_in_model, evaluate_in_real_env, write_video
 from agents.policies import Policy, RandomPolicy, load_policy, read_summary, run_dir_of
 from agents.train_ppo import EVAL_SEED
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     record = args.video is not None
     # A policy that observes the world model's latent or features sees the real env through that model.
     obs_type = summary.get("settings", {}).get("obs_type", "pixels")
-    model_of_policy = summary.get("checkpoint") if summary.get("imagined") else summary.get("settings", {}).get(
-        "checkpoint")
+    model_of_policy = (world_model_checkpoint(summary["env"], summary.get("checkpoint")) if summary.get("imagined")
+                       else summary.get("settings", {}).get("checkpoint"))
     results: dict[str, Any] = {"policy": args.policy, "algo": algo, "env": args.env, "max_steps": args.max_steps,
                                "obs_type": obs_type}
     lines = []

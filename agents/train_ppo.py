@@ -45,7 +45,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from agents.anchor import AnchoredCnnPolicy
 from agents.behavior_cloning import CloneConfig, clone_behavior
 from agents.callbacks import RealEnvEvalCallback, TqdmProgressCallback
-from agents.envs import REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env
+from agents.envs import (REAL_ENV_OF_ID, imagined_env_id, make_imagined_vec_env, make_real_vec_env,
+                         world_model_checkpoint)
 from agents.episodes import EvalResult
 from agents.policies import ALGOS, POLICY_FILE, SUMMARY_FILE
 from data_collection.dataset import SPLITS, Dataset
@@ -253,6 +254,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
     algo = ALGOS[args.algo]
     venv, env_id, real_env = make_training_env(args)
     imagined = env_id is not None
+    # The model the policy trains in, and through which a policy on its latent or features sees the real env.
+    checkpoint = world_model_checkpoint(env_id, args.checkpoint) if imagined else args.checkpoint
     rollout = args.n_steps * args.num_envs
     anchored = args.bc_anchor is not None
     policy = AnchoredCnnPolicy if anchored else algo.policy_for(args.obs_type)
@@ -266,7 +269,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "algo": args.algo, "policy": policy if isinstance(policy, str) else policy.__name__,
         "env": env_id or args.env, "imagined": imagined,
-        "checkpoint": args.checkpoint if imagined else None, "real_env": real_env, "settings": args.to_json(),
+        "checkpoint": str(checkpoint) if imagined else None, "real_env": real_env, "settings": args.to_json(),
         "status": "running", "timesteps": 0, "real_env_steps": {"training": 0, "evaluation": 0},
         "wall_time_s": 0.0, "evaluations": [], "final_eval": None, "behavior_cloning": None,
         "versions": {"stable_baselines3": stable_baselines3.__version__, "sb3_contrib": sb3_contrib.__version__,
@@ -295,7 +298,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
     evaluator = (RealEnvEvalCallback(real_env, args.eval_every, args.eval_episodes, args.eval_max_steps,
                                      args.eval_seed, args.eval_envs, args.deterministic_eval, record,
-                                     obs_type=args.obs_type, checkpoint=args.checkpoint, device=args.device)
+                                     obs_type=args.obs_type, checkpoint=checkpoint, device=args.device)
                  if args.eval_episodes and real_env else None)
     callbacks: list = [c for c in (evaluator,) if c is not None]
     if args.save_every:

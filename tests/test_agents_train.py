@@ -181,3 +181,20 @@ def test_agents_on_the_world_models_features(checkpoint, tmp_path, capsys):
                         str(tmp_path / "bc")])
     assert "--bc-dataset clones the dataset's frames: it warm-starts --obs-type pixels only, not features" in \
         capsys.readouterr().err
+
+
+def test_features_of_the_ids_shipped_model_without_a_checkpoint_flag(tmp_path, capsys):
+    """With no --checkpoint, a features policy trains in the id's shipped model and sees the real env
+    through that same model (once it was the Memory Maze default: 6 actions against MiniGrid's 7)."""
+    from lssvwm_env.checkpoint import MINIGRID_CHECKPOINT
+
+    out = tmp_path / "shipped"
+    train_ppo.main(["--env", "LSSVWM-MiniGrid-v0", "--obs-type", "features", "--timesteps", "64", "--context", "1",
+                    "--max-episode-steps", "10", "--eval-every", "0", "--eval-episodes", "1", "--eval-max-steps", "5",
+                    "--save-every", "0", "--out", str(out), "--num-envs", "1", *SMALL_PPO[2:]])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checkpoint"] == str(MINIGRID_CHECKPOINT)
+    assert summary["final_eval"]["env"] == "minigrid-memory-s7" and summary["final_eval"]["episodes"] == 1
+    evaluate.main(["--policy", str(out), "--env", "minigrid-memory-s7", "--episodes", "1", "--max-steps", "5",
+                   "--in-model"])
+    assert LAST_LINE.search(capsys.readouterr().out.strip().splitlines()[-1])
