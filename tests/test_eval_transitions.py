@@ -50,6 +50,9 @@ def test_counts_follow_the_real_episodes(episodes):
     assert (never.termination_recall, never.termination_false_alarms) == (0.0, 0.0)
     assert always.reward_mean_elsewhere == pytest.approx(0.25)
     assert always.reward_mean_off_ends == pytest.approx(0.25)
+    unpaid = sum(bool(ep["terminated"][-1]) and ep["rewards"][-1] == 0 for ep in episodes)
+    assert unpaid >= 1 and always.unpaid_ends == unpaid  # the wrong object's end pays nothing
+    assert always.reward_mean_at_unpaid_ends == pytest.approx(0.25)
     rewards = np.concatenate([ep["rewards"] for ep in episodes])
     assert always.reward_mse == pytest.approx(float(np.mean((rewards - 0.25) ** 2)), rel=1e-5)
     assert always.generated == sum(min(len(ep["actions"]), 5) for ep in episodes)

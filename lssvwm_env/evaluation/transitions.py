@@ -45,6 +45,10 @@ class TransitionMetrics:
     reward_mean_elsewhere: float
     # At transitions that neither pay nor end: what an agent could farm by making episodes long.
     reward_mean_off_ends: float
+    # At real ends that pay nothing (MiniGrid-Memory's wrong object, lava): beside the paid ends, whether
+    # the model tells them apart. In MiniGrid-Memory only memory of the first room's object can.
+    unpaid_ends: int
+    reward_mean_at_unpaid_ends: float
     reward_mse: float
     next_latent_mse_at_noise_1: float  # the denoiser's x0 estimate from pure noise
     next_latent_mse_of_mean: float  # predicting the mean latent (0)
@@ -60,7 +64,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
     """generation_frames: the first frames of each episode whose latent is estimated from noise."""
     generator = torch.Generator().manual_seed(seed)
     hits = terminals = alarms = others = 0
-    rewarded_pred, rewarded_real, other_pred, off_ends_pred, squared = [], [], [], [], []
+    rewarded_pred, rewarded_real, other_pred, off_ends_pred, unpaid_ends_pred, squared = [], [], [], [], [], []
     mse_model = mse_mean = mse_previous = mse_unchanged = 0.0
     count = unchanged = 0
     final_frames = all("final_frame" in ep for ep in episodes)
@@ -86,6 +90,7 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
         rewarded_real += real_reward[rewarded].tolist()
         other_pred += reward[~rewarded].tolist()
         off_ends_pred += reward[~rewarded & ~real_end].tolist()
+        unpaid_ends_pred += reward[~rewarded & real_end].tolist()
         squared += (reward - real_reward).pow(2).tolist()
         if generation_frames < 1:
             continue
@@ -122,7 +127,8 @@ def evaluate_transitions(model, episodes: list[dict[str, np.ndarray]], seed: int
         termination_false_alarms=alarms / others if others else float("nan"),
         rewarded_transitions=len(rewarded_pred), reward_mean_where_rewarded=mean(rewarded_pred),
         real_reward_mean_where_rewarded=mean(rewarded_real), reward_mean_elsewhere=mean(other_pred),
-        reward_mean_off_ends=mean(off_ends_pred),
+        reward_mean_off_ends=mean(off_ends_pred), unpaid_ends=len(unpaid_ends_pred),
+        reward_mean_at_unpaid_ends=mean(unpaid_ends_pred),
         reward_mse=mean(squared), next_latent_mse_at_noise_1=mse_model / max(count, 1),
         next_latent_mse_of_mean=mse_mean / max(count, 1), next_latent_mse_of_previous=mse_previous / max(count, 1),
         unchanged_generated=unchanged,
@@ -157,6 +163,8 @@ def summary(m: TransitionMetrics) -> str:
              f"(real {m.real_reward_mean_where_rewarded:.3f}), elsewhere {m.reward_mean_elsewhere:.4f} "
              f"(where nothing is paid and nothing ends {m.reward_mean_off_ends:.5f}); "
              f"MSE {m.reward_mse:.5f}",
+             f"  at the {m.unpaid_ends} real ends that pay nothing: predicted {m.reward_mean_at_unpaid_ends:.3f} "
+             "(telling them from the paid ends may take memory: MiniGrid-Memory's wrong object)",
              f"next latent from noise level 1: MSE {m.next_latent_mse_at_noise_1:.3f} (mean latent "
              f"{m.next_latent_mse_of_mean:.3f}, previous latent {m.next_latent_mse_of_previous:.3f})",
              f"  where the real frame did not change ({m.unchanged_generated} transitions: walls, actions "
