@@ -98,8 +98,8 @@ def markdown(agents: list[AgentRuns], evaluation: dict[str, Any]) -> str:
     limit = f", cut at {evaluation['max_steps']} steps" if evaluation["max_steps"] else ""
     lines = [f"Return in {evaluation['real_env']} over {evaluation['episodes']} real episodes per seed (eval seed "
              f"{evaluation['seed']}{limit}, {'argmax' if evaluation['deterministic'] else 'sampled'} actions): the "
-             "mean over seeds ± its standard error over seeds, each seed's mean in brackets; success: episodes "
-             "with a positive return; gap: in-model return − real return.", "",
+             "mean over seeds ± its standard error over seeds (one seed: no spread), then each seed's mean; "
+             "success: episodes with a positive return; gap: in-model return − real return.", "",
              "| agent | seeds | real env steps | real env return | per seed | success | in-model return | gap |",
              "|---|---:|---:|---:|---|---:|---:|---:|"]
     for a in agents:
@@ -108,7 +108,8 @@ def markdown(agents: list[AgentRuns], evaluation: dict[str, Any]) -> str:
         gap = "-" if data["imagination_gap"] is None else f"{data['imagination_gap']:+.3f}"
         steps = ", ".join(f"{s:,}" for s in data["real_steps"])
         per_seed = ", ".join(f"{m:.3f}" for m in data["real_return_per_seed"])
-        lines.append(f"| {a.agent} | {data['seeds']} | {steps} | {data['real_return']:.3f} ± {data['seed_stderr']:.3f} "
+        spread = f" ± {data['seed_stderr']:.3f}" if data["seeds"] > 1 else ""
+        lines.append(f"| {a.agent} | {data['seeds']} | {steps} | {data['real_return']:.3f}{spread} "
                      f"| {per_seed} | {100 * data['success']:.1f}% | {in_model} | {gap} |")
     return "\n".join(lines) + "\n"
 
