@@ -61,9 +61,9 @@ class Scale:
     agents: dict[str, AgentBudget] = field(default_factory=lambda: {
         "memory-maze-9x9": AgentBudget(timesteps=4096, envs=8, n_steps=128, max_episode_steps=128, context=32,
                                        eval_episodes=2, eval_max_steps=200),
-        # Enough episodes that the standard errors separate the agent from a random policy (0.14).
+        # Enough episodes that the standard errors separate the agent from a random policy (0.13).
         "minigrid-memory-s7": AgentBudget(timesteps=16384, envs=16, n_steps=64, max_episode_steps=100, context=1,
-                                       eval_episodes=200, eval_max_steps=100)})
+                                          eval_episodes=200, eval_max_steps=100)})
     horizon_frames: str = "10,100,1000"
     # --from-scratch only
     data_episodes: int = 12
