@@ -38,8 +38,6 @@ from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.training.data import input_actions
 
 FOLDS = 5
-
-
 INPUTS = ("features", "features_no_past", "ssm_state", "ssm_state_no_past", "latent")
 
 
