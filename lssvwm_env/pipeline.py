@@ -33,8 +33,8 @@ LSSVWM = [sys.executable, "-m", "lssvwm_env.cli"]
 IMAGINED_ID = {"memory-maze-9x9": "LSSVWM-Memory-v0", "minigrid-memory-s7": "LSSVWM-MiniGrid-v0"}
 SHIPPED_MODEL = {"memory-maze-9x9": "default", "minigrid-memory-s7": "minigrid"}  # in lssvwm_env/checkpoints/
 # The env whose shipped model the agent stages train in, when it is not the pipeline's own: PPO inside
-# the Memory Maze models before 2026-11-30 did not beat a random policy in the real maze (docs/agents),
-# inside the current one it is not tried yet; inside the shipped MiniGrid-MemoryS7 model it does.
+# the shipped Memory Maze model does not beat a random policy in the real maze yet (docs/agents, last
+# tried on the default of 2026-11-30); inside the shipped MiniGrid-MemoryS7 model it does.
 AGENT_ENV_OF_SHIPPED = {"memory-maze-9x9": "minigrid-memory-s7"}
 
 
