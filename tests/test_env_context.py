@@ -1,5 +1,6 @@
 """Real context for resets from a real (tiny MiniGrid) dataset (episode starts and random windows),
-the file shipped beside a checkpoint and a live real-env prefix; `lssvwm export --predict-from`; and
+the file shipped beside a checkpoint, a live real-env prefix and given arrays (primed whole: the env
+agrees with the evaluation's rollouts); `lssvwm export --predict-from`; and
 short runs of `lssvwm play --video` and the env benchmark."""
 
 import argparse
@@ -10,6 +11,7 @@ import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+import torch
 from helpers import save_tiny_checkpoint
 
 import lssvwm_env  # noqa: F401  (registers the ids)
@@ -149,6 +151,119 @@ def test_reset_primes_on_a_live_real_env_prefix(minigrid_checkpoint):
     assert np.array_equal(obs, episode["frames"][3])
     with pytest.raises(ContextError, match="real_env='memory-maze-9x9' has 6 actions .* the model has 7"):
         env.reset(options={"real_env": "memory-maze-9x9"})
+
+
+def test_the_env_imagines_what_the_evaluation_imagines_after_more_frames_than_its_context(
+        minigrid_checkpoint, minigrid_retrace):
+    """Issue 38: the same checkpoint, real past, actions and sampling noise give the same frames
+    through gym.make(...).reset(options=...)/step as through the memory benchmark's rollouts
+    (evaluation.memory.generate_rollouts), with 40 frames given to an env whose context= is 8."""
+    from data_collection.dataset import Dataset
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.evaluation.memory import generate_rollouts
+
+    episode = Dataset.open(minigrid_retrace).load_episode(0)
+    given, generate = 40, 8
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context=8)
+    env.reset(seed=3, options={"frames": episode["frames"][:given], "actions": episode["actions"][:given - 1]})
+    # actions[t] is taken after frames[t]: actions[given - 1] leads to the first frame not given
+    imagined = np.stack([env.step(int(a))[0] for a in episode["actions"][given - 1:given - 1 + generate]])
+    noise_seed = env.unwrapped.core.generator.initial_seed()  # what reset(seed=3) seeded the noise with
+    rollouts = generate_rollouts(load_world_model(minigrid_checkpoint), [episode], given, generate,
+                                 sampling_steps=None, batch_size=1, seed=noise_seed)
+    evaluated = rollouts.generated[0].numpy()
+    assert imagined.shape == evaluated.shape == (generate, 64, 64, 3)
+    # The same passes on the same inputs: equal but for float rounding, which may move a few values
+    # by one level. (Primed on the first 8 frames, as before issue 38, 7% of them differed: the tiny
+    # random model depends only weakly on its past.)
+    difference = np.abs(imagined.astype(int) - evaluated.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+def given_past(length=30, seed=7):
+    """Random frames (all different, unlike MiniGrid views, which repeat) and MiniGrid actions."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (length, 64, 64, 3), dtype=np.uint8), rng.integers(0, 7, length - 1)
+
+
+def test_frames_given_to_reset_are_primed_whole_in_every_env(minigrid_checkpoint):
+    """More frames given than context=4: every env view observes the last frame given, on reset,
+    after an autoreset and in a snapshot taken right after the reset (issue 38)."""
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
+
+    frames, actions = given_past()
+    given = {"frames": frames, "actions": actions}
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context=4)
+    obs, _ = env.reset(seed=0, options=given)
+    assert np.array_equal(obs, frames[-1])
+    snapshot = env.unwrapped.get_state()
+    assert np.array_equal(snapshot.frames[0], frames[-1])
+    branch = [env.step(a)[0] for a in (1, 2, 2)]
+    obs, _ = env.reset()  # the given arrays stay the source, whole
+    assert np.array_equal(obs, frames[-1])
+    # the snapshot, restored in another env primed elsewhere, steps on from the given past
+    other = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context=4)
+    other.reset(seed=1, options={"frames": frames[:5], "actions": actions[:4]})
+    other.unwrapped.set_state(snapshot)
+    assert all(np.array_equal(other.step(a)[0], b) for a, b in zip((1, 2, 2), branch))
+    # ... as the env does after a reset on the given frames with the same noise
+    env.reset(seed=0, options=given)
+    assert all(np.array_equal(env.step(a)[0], b) for a, b in zip((1, 2, 2), branch))
+
+    latent_env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context=4, obs_type="latent")
+    obs, _ = latent_env.reset(seed=0, options=given)
+    last = load_world_model(minigrid_checkpoint).encode(torch.from_numpy(frames[None, -1:]))[0, 0].numpy()
+    assert np.allclose(obs, last, atol=1e-5)
+
+    # the vector env: two given episodes, one per env; the next-step autoreset primes on all of it again
+    second = given_past(seed=8)[0]
+    envs = gym.make_vec("LSSVWM-MiniGrid-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                        checkpoint=minigrid_checkpoint, context=4, max_episode_steps=1)
+    obs, _ = envs.reset(seed=0, options={"frames": np.stack([frames, second]), "actions": np.stack([actions] * 2)})
+    assert np.array_equal(obs[0], frames[-1]) and np.array_equal(obs[1], second[-1])
+    assert np.array_equal(envs.get_state().frames, obs)
+    envs.reset(options={**given, "reset_mask": np.array([False, True])})
+    _, _, _, truncated, _ = envs.step(np.array([1, 2]))
+    assert truncated.all()
+    obs, *_ = envs.step(np.array([1, 2]))
+    assert all(np.array_equal(o, frames[-1]) for o in obs)
+
+    # the SB3 VecEnv: on reset, and on the reset within the step that ends an episode
+    venv = LSSVWMSB3VecEnv(num_envs=2, checkpoint=minigrid_checkpoint, context=4, max_episode_steps=1)
+    venv.set_options(given)
+    obs = venv.reset()
+    assert all(np.array_equal(o, frames[-1]) for o in obs)
+    obs, _, dones, infos = venv.step(np.array([1, 2]))
+    assert dones.all() and all(np.array_equal(o, frames[-1]) for o in obs)
+    assert not np.array_equal(infos[0]["terminal_observation"], frames[-1])
+
+
+def test_given_frames_that_do_not_fit_are_refused_before_anything_changes(minigrid_checkpoint):
+    frames, actions = given_past(10)
+    env = gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context=4)
+    env.reset(seed=0, options={"frames": frames, "actions": actions})
+    snapshot = env.unwrapped.get_state()
+    expected = [env.step(a)[0] for a in (1, 2)]
+    env.unwrapped.set_state(snapshot)
+    bad = [
+        ({"frames": frames, "actions": actions[:5]},
+         r"reset options: 'actions' must have shape \(10,\) or \(9,\) .* got 'frames' uint8 \(10, 64, 64, 3\) "
+         r"and 'actions' int64 \(5,\)"),
+        ({"frames": frames[None], "actions": actions},
+         r"'actions' must have shape \(1, 10\) or \(1, 9\) .* 'actions' int64 \(9,\)"),
+        ({"frames": frames[..., :2], "actions": actions}, r"'frames' must be uint8 of shape \(T, 64, 64, 3\)"),
+        ({"frames": frames.astype(np.float32), "actions": actions}, r"got 'frames' float32 \(10, 64, 64, 3\)"),
+        ({"frames": [frames[0], frames[1, :32]], "actions": actions[:1]}, r"'frames' is not one array"),
+        ({"frames": frames, "actions": actions.astype(float)}, r"'actions' must be integers, got .* float64"),
+        ({"frames": frames}, r"need both 'frames' and 'actions'"),
+    ]
+    for options, message in bad:
+        with pytest.raises(ContextError, match=message):
+            env.reset(seed=5, options=options)
+    # nothing moved: not the state, not the noise, not the source
+    assert all(np.array_equal(env.step(a)[0], b) for a, b in zip((1, 2), expected))
+    assert np.array_equal(env.reset()[0], frames[-1])
 
 
 def test_play_writes_a_video(tmp_path):

@@ -122,13 +122,14 @@ def test_reset_starts_from_the_real_context(checkpoint):
         obs, _ = env.reset(seed=seed)
         # the last of the first 4 frames of one of the shipped episodes
         assert any(np.array_equal(obs, episode[3]) for episode in context_frames)
-    # given arrays, in dataset alignment (the last action may be left out)
+    # given arrays, in dataset alignment (the last action may be left out): the real past, primed
+    # whole whatever context=, so the env goes on from their last frame (issue 38)
     rng = np.random.default_rng(7)
     frames = rng.integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
     obs, _ = env.reset(options={"frames": frames, "actions": rng.integers(0, 6, 5)})
-    assert np.array_equal(obs, frames[3])
+    assert np.array_equal(obs, frames[5])
     obs, _ = env.reset()  # the given arrays stay the source
-    assert np.array_equal(obs, frames[3])
+    assert np.array_equal(obs, frames[5])
     env = LSSVWMEnv(checkpoint=checkpoint, context=100)  # more than the episodes hold: all of them
     obs, _ = env.reset(seed=0)
     assert any(np.array_equal(obs, episode[-1]) for episode in context_frames)

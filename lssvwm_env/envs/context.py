@@ -3,10 +3,13 @@ imagined episode starts from real frames and the actions between them, so the mo
 real past before it generates anything.
 
 Sources, all in dataset alignment (`actions[t]` is taken after seeing `frames[t]`, data_collection/
-dataset.py), giving `length` frames of an episode:
+dataset.py), giving `length` frames of an episode (the env's `context=`), except arrays the caller
+gives:
 
-    EpisodeArrays   given arrays: frames (E, T, 64, 64, 3) uint8, actions (E, T) int64; also the
-                    `context.npz` shipped beside a checkpoint (write_context_file makes it)
+    EpisodeArrays   given arrays: frames (E, T, 64, 64, 3) uint8, actions (E, T) int64, the caller's
+                    real past, primed whole: the env continues after their last frame (issue 38);
+                    also the `context.npz` shipped beside a checkpoint (write_context_file makes it),
+                    cut to `length` frames
     DatasetEpisodes the episodes of a dataset directory (held-out "eval" ones by default), loaded
                     when drawn; their first frames, or (start="random") a window anywhere in them
     RealEnvPrefix   a live prefix of a real env (data_collection.envs) under a scripted policy
@@ -47,8 +50,9 @@ class ContextSource(abc.ABC):
 
     @abc.abstractmethod
     def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
-        """`count` contexts of at most `length` frames. full_reset: all envs reset together (the
-        sources that hold several episodes then give different episodes to different envs)."""
+        """`count` contexts of at most `length` frames (given arrays: all their frames). full_reset:
+        all envs reset together (the sources that hold several episodes then give different episodes
+        to different envs)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free what the source holds open (a real env)."""
@@ -58,31 +62,39 @@ class EpisodeArrays(ContextSource):
     """Episodes held in memory: frames (E, T, H, W, 3) or (T, H, W, 3) uint8, actions (E, T) or (T,)
     in dataset alignment (T - 1 actions are accepted: the last one is never used).
 
-    ordered: a full reset gives env i episode i % E (given arrays: the caller chose the order);
-    otherwise a random first episode, then the following ones. Autoresets draw at random."""
+    given: the caller's own real past (reset options). Every context is all T frames of an episode,
+    whatever the env's `context=`, so the env continues after the last frame given (the state's size
+    does not grow with T; priming costs one pass over the T frames); a full reset gives env i episode
+    i % E, in the caller's order. Otherwise (the context.npz shipped beside a checkpoint) a context is
+    an episode's first `length` frames, and a full reset starts from a random episode, then the
+    following ones. Autoresets draw episodes at random."""
 
     def __init__(self, frames: np.ndarray, actions: np.ndarray, num_actions: int,
-                 frame_shape: tuple[int, int, int], where: str = "options", ordered: bool = True) -> None:
-        frames, actions = np.asarray(frames), np.asarray(actions)
-        if frames.ndim == 4:
+                 frame_shape: tuple[int, int, int], where: str = "reset options", given: bool = True) -> None:
+        frames, actions = _array(frames, "frames", where), _array(actions, "actions", where)
+        shown = f"'frames' {frames.dtype} {frames.shape} and 'actions' {actions.dtype} {actions.shape}"
+        one_episode = frames.ndim == 4
+        if one_episode:
             frames, actions = frames[None], actions[None]
         if frames.ndim != 5 or tuple(frames.shape[2:]) != tuple(frame_shape) or frames.dtype != np.uint8:
             raise ContextError(f"{where}: 'frames' must be uint8 of shape (T, {', '.join(map(str, frame_shape))}) "
-                               f"or (E, T, ...), got {frames.dtype} {frames.shape}")
+                               f"or (E, T, ...), got {shown}")
         if frames.shape[1] < 1:
-            raise ContextError(f"{where}: 'frames' holds no frame")
+            raise ContextError(f"{where}: 'frames' holds no frame, got {shown}")
         episodes, length = frames.shape[:2]
         if actions.ndim != 2 or actions.shape[0] != episodes or actions.shape[1] not in (length, length - 1):
-            raise ContextError(f"{where}: 'actions' must have shape ({episodes}, {length}) to go with 'frames' "
-                               f"{frames.shape} (actions[t] taken after frames[t]), got {actions.shape}")
+            expected = (f"({length},) or ({length - 1},)" if one_episode
+                        else f"({episodes}, {length}) or ({episodes}, {length - 1})")
+            raise ContextError(f"{where}: 'actions' must have shape {expected} to go with the frames (actions[t] "
+                               f"taken after frames[t]), got {shown}")
         if actions.dtype.kind not in "iu":
-            raise ContextError(f"{where}: 'actions' must be integers, got {actions.dtype}")
+            raise ContextError(f"{where}: 'actions' must be integers, got {shown}")
         if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
             raise ContextError(f"{where}: 'actions' holds values in [{actions.min()}, {actions.max()}], outside "
                                f"the model's action space Discrete({num_actions})")
         if actions.shape[1] == length - 1:
             actions = np.concatenate([actions, np.zeros((episodes, 1), actions.dtype)], axis=1)
-        self.frames, self.actions, self.ordered = frames, actions.astype(np.int64), ordered
+        self.frames, self.actions, self.given = frames, actions.astype(np.int64), given
 
     @staticmethod
     def from_file(path: Path, num_actions: int, frame_shape: tuple[int, int, int]) -> EpisodeArrays:
@@ -92,16 +104,25 @@ class EpisodeArrays(ContextSource):
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise ContextError(f"{path}: cannot read the context episodes ({err}); rewrite it with "
                                "lssvwm_env.envs.context.write_context_file") from err
-        return EpisodeArrays(frames, actions, num_actions, frame_shape, where=str(path), ordered=False)
+        return EpisodeArrays(frames, actions, num_actions, frame_shape, where=str(path), given=False)
 
     def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
         episodes = len(self.frames)
         if full_reset:
-            start = 0 if self.ordered else int(rng.integers(episodes))
+            start = 0 if self.given else int(rng.integers(episodes))
             chosen = (start + np.arange(count)) % episodes
         else:
             chosen = rng.integers(episodes, size=count)
-        return [(self.frames[e, :length], input_actions(self.actions[e])[:length]) for e in chosen]
+        end = None if self.given else length
+        return [(self.frames[e, :end], input_actions(self.actions[e])[:end]) for e in chosen]
+
+
+def _array(value, name: str, where: str) -> np.ndarray:
+    """`value` as an array; frames of unequal shapes (a ragged list) get an error naming the option."""
+    try:
+        return np.asarray(value)
+    except ValueError as err:
+        raise ContextError(f"{where}: '{name}' is not one array (items of unequal shapes?): {err}") from err
 
 
 CONTEXT_STARTS = ("first", "random")
@@ -197,8 +218,9 @@ class RealEnvPrefix(ContextSource):
 
 
 def context_from_options(options: dict, num_actions: int, frame_shape: tuple[int, int, int]) -> ContextSource | None:
-    """The source a reset's options ask for, or None: {"frames", "actions"} arrays, {"dataset": DIR
-    [, "split": "eval"|"train", "start": "first"|"random"]} or {"real_env": NAME[, "policy": NAME]}."""
+    """The source a reset's options ask for, or None: {"frames", "actions"} arrays (primed whole),
+    {"dataset": DIR [, "split": "eval"|"train", "start": "first"|"random"]} or {"real_env": NAME[,
+    "policy": NAME]}."""
     known = {"frames", "actions", "dataset", "split", "start", "real_env", "policy"}
     unknown = set(options) - known
     if unknown:

@@ -25,7 +25,8 @@ class LSSVWMSB3VecEnv(VecEnv):
     Gymnasium ids (SB3 builds no wrapper of its own).
     Seeding: `seed(s)` before `reset()` seeds the context choices and the sampling noise of the
     batch (SB3 stores s, s+1, ... per env; the batch uses s). `set_options({...})` takes a context
-    source as Gymnasium reset options do."""
+    source as Gymnasium reset options do: given frames are primed whole, and every env resetting
+    continues after their last frame (LSSVWMVectorEnv)."""
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **options: Any) -> None:
         self.core = ImaginedBatch(num_envs, ImaginedEnvOptions(**{"max_episode_steps": MAX_EPISODE_STEPS, **options}))
@@ -36,10 +37,10 @@ class LSSVWMSB3VecEnv(VecEnv):
         self.actions: np.ndarray | None = None
 
     def reset(self) -> VecEnvObs:
+        self.core.set_source(self._options[0])  # checks the options before anything changes
         seed = self._seeds[0]
         if seed is not None or not self.core.noise_seeded:
             self.core.seed(seeding.np_random(seed)[0], reseed=True)
-        self.core.set_source(self._options[0])
         self.core.reset(np.ones(self.num_envs, dtype=bool))
         self._reset_seeds()
         self._reset_options()

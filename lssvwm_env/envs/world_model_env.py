@@ -8,10 +8,13 @@ public envs are views of it:
     LSSVWMSB3VecEnv   stable-baselines3 VecEnv (sb3_vec_env.py)
 
 reset primes the model on real frames (context.py), so every imagined episode starts from real
-observations; step = sample the next frame, predict reward and termination, commit the frame to
-the state. The state has a constant size (per layer an SSM state per block and a k-frame KV cache),
-so the memory a step needs does not grow with the episode (measured over 30,000 steps: README,
-Measured) and `get_state` is a cheap copy.
+observations, and its observation is the last frame primed on. Frames given to
+reset(options={"frames", "actions"}) are the real past: all of them are primed, and the env
+continues after the last; `context=` limits only the contexts the env draws itself (a dataset, the
+checkpoint's context.npz, a live real env). step = sample the next frame, predict reward and
+termination, commit the frame to the state. The state has a constant size (per layer an SSM state
+per block and a k-frame KV cache), so the memory a step needs does not grow with the episode
+(measured over 30,000 steps: README, Measured) and `get_state` is a cheap copy.
 """
 
 from __future__ import annotations
@@ -102,7 +105,9 @@ class ImaginedEnvOptions:
     checkpoint: str | Path | None = None  # a checkpoint or run directory (None: the shipped model)
     device: str | torch.device = "cpu"
     sampling_steps: int | None = None  # denoising passes per imagined frame (None: the model's own)
-    context: int = 32  # frames of real context that prime an episode (fewer when the episode is shorter)
+    # frames of real context the env draws to prime an episode (fewer when the episode is shorter);
+    # frames given to reset(options=) are all primed, however many
+    context: int = 32
     max_episode_steps: int | None = None  # imagined steps before truncation (None: never)
     dataset: str | Path | None = None
     real_env: str | None = None
@@ -216,7 +221,9 @@ class ImaginedBatch:
 
     @torch.no_grad()
     def reset(self, mask: np.ndarray) -> None:
-        """Prime the envs where mask (N,) is True on fresh real context; the others keep their state."""
+        """Prime the envs where mask (N,) is True on fresh real context (at most `context` frames drawn
+        from a dataset, context.npz or a real env; all the frames of given arrays); the others keep
+        their state. Each primed env observes the last frame it was primed on."""
         if self.source is None:
             raise ContextError(
                 f"no real context to start from: {self.checkpoint_dir} holds no {CONTEXT_FILE}. Pass dataset=DIR "
@@ -332,7 +339,8 @@ class LSSVWMVectorEnv(VectorEnv):
     Keyword arguments: the fields of ImaginedEnvOptions. reset(seed=) seeds the choice of context episodes and the
     sampling noise (the same seed and actions give the same frames); reset(options=) takes a context
     source ({"frames", "actions"} / {"dataset"[, "split", "start"]} / {"real_env"}) and Gymnasium's
-    "reset_mask".
+    "reset_mask". Given frames (T, H, W, 3) or (E, T, H, W, 3) are the real past: every env resetting
+    primes on all T frames of episode i % E (autoresets: a random one) and continues after the last.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": RENDER_FPS,
@@ -355,15 +363,15 @@ class LSSVWMVectorEnv(VectorEnv):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an int or None (one seed drives the whole batch), got {seed!r}")
-        super().reset(seed=seed)
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if mask is None:
             mask = np.ones(self.num_envs, dtype=bool)
         elif not (isinstance(mask, np.ndarray) and mask.dtype == np.bool_ and mask.shape == (self.num_envs,)):
             raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        self.core.set_source(options)  # checks the options before anything changes
+        super().reset(seed=seed)
         self.core.seed(self.np_random, reseed=seed is not None)
-        self.core.set_source(options)
         self.core.reset(mask)
         self.needs_reset[mask] = False
         return self.core.observations(), {}
@@ -403,6 +411,9 @@ class LSSVWMEnv(gymnasium.Env):
     model config. Reward and termination: predicted by the model; truncation: `max_episode_steps`
     (gym.make's max_episode_steps= adds Gymnasium's TimeLimit instead). render_mode "rgb_array"
     returns the frame; "human" shows it in a pygame window. Keyword arguments: the fields of ImaginedEnvOptions.
+    reset(options={"frames": (T, H, W, 3) uint8, "actions": (T,) or (T - 1,)}) primes on all T frames
+    (the real past, actions[t] taken after frames[t]) whatever `context`, returns frames[-1] and
+    continues after it: step(a) imagines the frame that action a leads to from there.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": RENDER_FPS}
@@ -419,9 +430,9 @@ class LSSVWMEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        self.core.set_source(options)  # checks the options before anything changes
         super().reset(seed=seed)
         self.core.seed(self.np_random, reseed=seed is not None)
-        self.core.set_source(options)
         self.core.reset(np.ones(1, dtype=bool))
         if self.render_mode == "human":
             self.render()
