@@ -4,8 +4,8 @@ process per core (`--real-workers`), as its users run it (SB3's SubprocVecEnv, G
 AsyncVectorEnv); the last lines give imagined / real machine-wide.
 
 Imagined steps are timed without resets (priming is timed apart, as "reset s"): a step's cost is
-the same at any horizon, so the figure holds for any episode length. The real env's frames and
-actions also prime the imagined envs when the checkpoint ships no context.npz.
+the same at any horizon, so the figure holds for any episode length. The real env's first
+--context frames and actions also prime the imagined envs when the checkpoint ships no context.npz.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             real, episode = bench_real_env(args.real_env, args.real_steps, args.seed)
             real_rows.append(real)
-            options = episode
+            # given frames are primed whole: --context cuts them as it cuts the env's own contexts
+            options = {name: values[:args.context] for name, values in episode.items()}
         except Exception as err:  # a missing renderer must not hide the imagined figures
             real_rows.append({"env": f"real {args.real_env}", "error": f"{type(err).__name__}: {err}"})
         if args.real_workers > 1 and "error" not in real_rows[0]:

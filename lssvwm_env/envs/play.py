@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real-env", default=None,
                         help="take real context from a live prefix of this env (e.g. memory-maze-9x9); "
                              "also names the actions")
-    parser.add_argument("--context", type=int, default=32, help="frames of real context before imagining")
+    parser.add_argument("--context", type=int, default=32,
+                        help="frames of real context before imagining, from --dataset, --real-env or the "
+                             "checkpoint's context.npz; the first frame shown (green border) is the last of them")
     parser.add_argument("--sampling-steps", type=int, default=None, help="denoising steps per frame (default: the model's)")
     parser.add_argument("--max-episode-steps", type=int, default=1000, help="imagined steps before a new episode")
     parser.add_argument("--seed", type=int, default=0)
