@@ -79,7 +79,9 @@ ARRAY_SPECS: dict[str, ArraySpec] = {
     "agent_dir": ArraySpec(np.dtype(np.float32), (2,)),
     "target_pos": ArraySpec(np.dtype(np.float32), (2,)),
     "retrace_phase": ArraySpec(np.dtype(np.int8), ()),
+    "walk_phase": ArraySpec(np.dtype(np.int8), ()),
     "maze_layout": ArraySpec(np.dtype(np.uint8), (None, None), per_step=False),
+    "floor_colours": ArraySpec(np.dtype(np.uint8), (None, None), per_step=False),
     "final_frame": ArraySpec(np.dtype(np.uint8), (None, None, 3), per_step=False),  # (H, W, C) = obs_shape
 }
 REQUIRED_ARRAYS = ("frames", "actions", "rewards", "terminated", "truncated")

@@ -1,7 +1,8 @@
 """Real environments behind one small interface.
 
-Every source of training data (Memory Maze through its dm_env interface, MiniGrid, any Gymnasium env
-with image observations and discrete actions) is wrapped as a `RealEnv`:
+Every source of training data (Memory Maze through its dm_env interface, MiniGrid, the colour grid
+of colour_grid.py, any Gymnasium env with image observations and discrete actions) is wrapped as a
+`RealEnv`:
 
     env = make_env("memory-maze-9x9")
     step = env.reset(seed=3)          # Step(frame (64, 64, 3) uint8, reward, terminated, truncated, pose)
@@ -50,6 +51,8 @@ MINIGRID_ALIASES = {
 KNOWN_ENVS: dict[str, str] = {
     **{f"memory-maze-{s}": f"Memory Maze {s} (MuJoCo, rendered headless)" for s in MEMORY_MAZE_SIZES},
     **{alias: f"{env_id} (egocentric RGB view)" for alias, env_id in MINIGRID_ALIASES.items()},
+    "colour-grid": "a room of coloured floor cells seen north-up, moves shift the view by a cell "
+                   "(colour_grid.py; options: colour-grid:room=16,tiles=256,view=8)",
 }
 
 # maze_layout cell values. Policies treat any non-zero cell as enterable; TERMINAL marks cells whose
@@ -112,7 +115,7 @@ class EnvSpec:
     """What a dataset needs to know about an env before any episode is collected."""
 
     name: str  # as the user wrote it
-    kind: Literal["memory-maze", "minigrid", "gymnasium"]
+    kind: Literal["memory-maze", "minigrid", "colour-grid", "gymnasium"]
     target: str  # Memory Maze size ("9x9") or Gymnasium id
     action_space: ActionSpace
     pose_keys: tuple[str, ...] = ()  # per-step float32 arrays in Step.pose
@@ -564,6 +567,9 @@ def resolve_env(name: str) -> tuple[str, str]:
         return "memory-maze", size
     if name in MINIGRID_ALIASES:
         return "minigrid", MINIGRID_ALIASES[name]
+    from data_collection.colour_grid import is_colour_grid
+    if is_colour_grid(name):
+        return "colour-grid", name
     return "gymnasium", name
 
 
@@ -576,6 +582,9 @@ def make_env(name: str, max_steps: int | None = None) -> RealEnv:
     kind, target = resolve_env(name)
     if kind == "memory-maze":
         return MemoryMazeEnv(target)
+    if kind == "colour-grid":
+        from data_collection.colour_grid import ColourGridEnv
+        return ColourGridEnv(target)
     base = _make_gymnasium(target)
     # MiniGrid ids (aliases or not) get the MiniGrid adapter with pose and layout.
     env: RealEnv = MiniGridEnv(base, max_steps) if _is_minigrid(base) else GymnasiumImageEnv(base)
@@ -589,6 +598,9 @@ def env_spec(name: str) -> EnvSpec:
     kind, target = resolve_env(name)
     if kind == "memory-maze":
         return memory_maze_spec(target)
+    if kind == "colour-grid":
+        from data_collection.colour_grid import spec_for
+        return spec_for(target)
     with make_env(name) as env:
         return env.spec
 

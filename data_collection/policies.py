@@ -15,6 +15,8 @@ navigating policies walk the maze on purpose:
 - `retrace`: walks a path out, turns around, walks back to its start, turns to its first heading and
   walks the same path out again. The last third of the episode passes the same cells with the same
   headings as the first third: ground truth for the retrieval benchmark (docs/design.md, "Evaluation protocol").
+- `momentum` and `out-and-back`, for envs with absolute moves (the colour grid): a random walk with
+  momentum, and legs of a set length out and back along the same cells (revisit gaps up to twice the leg).
 
 A policy is named by a spec, `name` or `name:field=value,field=value`, whose fields set the policy's
 config dataclass (ExploreConfig, RetraceConfig); the spec is what the dataset manifest records.
@@ -421,6 +423,116 @@ class RetracePolicy(ScriptedPolicy):
         return self.driver.face(direction, heading)
 
 
+# ------------------------------------------------------------- walks with absolute moves (colour grid)
+
+
+@dataclass
+class MomentumConfig:
+    turn: float = 0.2  # probability of drawing a new direction at a step (else the last move again)
+    stay: float = 0.1  # probability of `stay` at a step: the unchanged view, which the dynamics must copy
+    # Probability of keeping a move that walks into the wall (the view stays unchanged), else another
+    # direction is drawn: the data must show blocked moves for the model to learn them.
+    wall_bump: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("turn", "stay", "wall_bump"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise PolicySpecError(f"momentum: {name} must be in [0, 1], got {getattr(self, name)}")
+
+
+class _AbsoluteMoves(ScriptedPolicy):
+    """A walk over an env whose actions are `stay` and the four compass moves (colour_grid.ACTIONS)."""
+
+    def __init__(self, spec: EnvSpec):
+        super().__init__(spec)
+        from data_collection.colour_grid import ACTIONS
+        if spec.action_space.meanings != ACTIONS or "agent_pos" not in spec.pose_keys:
+            raise PolicySpecError(f"policy {self.name!r} walks with absolute moves {ACTIONS}, which env "
+                                  f"{spec.name!r} does not have; use it with colour-grid")
+
+    def _momentum_move(self, here: Cell, config: MomentumConfig) -> int:
+        """`stay` or a move: the last one again, or with probability `turn` (or at a wall) a new one."""
+        from data_collection.colour_grid import MOVES, STAY
+        if self.rng.random() < config.stay:
+            return STAY
+        if self.move is None or self.rng.random() < config.turn:
+            self.move = int(self.rng.integers(1, 5))
+        dx, dy = MOVES[self.move]
+        if not self.walkable[here[1] + dy, here[0] + dx] and self.rng.random() >= config.wall_bump:
+            open_moves = [m for m, (mx, my) in MOVES.items() if self.walkable[here[1] + my, here[0] + mx]]
+            self.move = int(self.rng.choice(open_moves))
+        return self.move
+
+
+class MomentumPolicy(_AbsoluteMoves):
+    """A random walk with momentum: runs of one move, `stay` now and then, some bumps into the wall."""
+
+    name = "momentum"
+    CONFIG = MomentumConfig
+
+    def __init__(self, spec: EnvSpec, config: MomentumConfig | None = None):
+        super().__init__(spec)
+        self.config = config or MomentumConfig()
+
+    def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
+        self.rng, self.move = rng, None
+        self.walkable = _walkable_layout(static, self.name, avoid_terminal=True)
+
+    def act(self, step: Step) -> int:
+        return self._momentum_move(cell_of(step.pose["agent_pos"]), self.config)
+
+
+@dataclass
+class OutAndBackConfig:
+    leg: int = 50  # steps out (a momentum walk), then as many back: revisit gaps from 0 to 2 * leg
+    turn: float = 0.2
+    stay: float = 0.05
+
+
+class WalkPhase:
+    """Values of the `walk_phase` annotation."""
+
+    OUT, BACK = 0, 1
+
+
+class OutAndBackPolicy(_AbsoluteMoves):
+    """Legs of `leg` steps out on a momentum walk, then back along the same cells in reverse order, to
+    the leg's start; then a new leg. A cell seen at step t of a leg is seen again 2 * (leg - t) steps
+    later, from the same place: the distance knob of S4WM's hallways. Moves into the wall are left out
+    (each step out moves or stays), so the way back retraces the way out exactly."""
+
+    name = "out-and-back"
+    CONFIG = OutAndBackConfig
+    ANNOTATIONS = ("walk_phase",)
+
+    def __init__(self, spec: EnvSpec, config: OutAndBackConfig | None = None):
+        super().__init__(spec)
+        self.config = config or OutAndBackConfig()
+        if self.config.leg < 1:
+            raise PolicySpecError(f"out-and-back: leg must be >= 1, got {self.config.leg}")
+        self.walk = MomentumConfig(turn=self.config.turn, stay=self.config.stay, wall_bump=0.0)
+
+    def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
+        self.rng, self.move = rng, None
+        self.walkable = _walkable_layout(static, self.name, avoid_terminal=True)
+        self.way_out: list[int] = []  # the actions of the leg so far
+        self.way_back: list[int] = []
+
+    def act(self, step: Step) -> int:
+        from data_collection.colour_grid import STAY
+        if not self.way_back and len(self.way_out) >= self.config.leg:
+            # The reverse of every move, last first (north <-> south, east <-> west; stay stays).
+            self.way_back = [a if a == STAY else (a + 1) % 4 + 1 for a in self.way_out]
+            self.way_out = []
+        if self.way_back:
+            self.annotations = {"walk_phase": WalkPhase.BACK}
+            return self.way_back.pop()
+        self.annotations = {"walk_phase": WalkPhase.OUT}
+        action = self._momentum_move(cell_of(step.pose["agent_pos"]), self.walk)
+        self.way_out.append(action)
+        return action
+
+
 def _dedupe_consecutive(cells: list[Cell]) -> list[Cell]:
     out: list[Cell] = []
     for cell in cells:
@@ -429,7 +541,8 @@ def _dedupe_consecutive(cells: list[Cell]) -> list[Cell]:
     return out
 
 
-POLICIES: dict[str, type[ScriptedPolicy]] = {p.name: p for p in (UniformRandomPolicy, ExplorePolicy, RetracePolicy)}
+POLICIES: dict[str, type[ScriptedPolicy]] = {
+    p.name: p for p in (UniformRandomPolicy, ExplorePolicy, RetracePolicy, MomentumPolicy, OutAndBackPolicy)}
 
 
 def policy_name(spec: str) -> str:

@@ -5,6 +5,7 @@
     lssvwm eval ablations --data data/mm9-retrace --preset cpu --iterations 1000 --out evals/ablations
     lssvwm eval transitions --checkpoint runs/cpu-mgS7 --data data/mgS7 --episodes 40
     lssvwm eval context --data data/mm9 --contexts 8 32 100 200 400 --out evals/context
+    lssvwm eval cells --checkpoint runs/cg --data data/cg-full --out evals/cells    (the colour grid)
 """
 
 from __future__ import annotations
@@ -112,6 +113,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     transitions.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     transitions.add_argument("--device", default="cpu")
 
+    cells = sub.add_parser("cells", help="colour grid: cell accuracy by the frames since each cell was last seen",
+                           description="Score a colour-grid model cell by cell (evaluation/grid_cells.py): every frame "
+                                       "predicted from the real past, and frames generated from actions after real "
+                                       "context, each cell binned by the frames since it was last in view, beside "
+                                       "the last real frame repeated. Writes OUT/cells.json.")
+    cells.add_argument("--checkpoint", type=Path, required=True, help="run or checkpoint directory")
+    cells.add_argument("--data", type=Path, required=True, help="a colour-grid dataset (lssvwm collect --env colour-grid)")
+    cells.add_argument("--out", type=Path, default=None, help="write OUT/cells.json")
+    cells.add_argument("--episodes", type=int, default=8)
+    cells.add_argument("--context", type=int, default=50, help="generation: real frames before the generated ones")
+    cells.add_argument("--generate", type=int, default=100, help="generation: frames from the actions alone")
+    cells.add_argument("--split", default="eval", choices=("eval", "train"))
+    cells.add_argument("--sampling-steps", type=int, default=None)
+    cells.add_argument("--seed", type=int, default=0)
+    cells.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    cells.add_argument("--device", default="cpu")
+
+
+def _run_cells(args: argparse.Namespace) -> int:
+    from data_collection.files import write_json_atomic
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.evaluation.grid_cells import GridCellsConfig, evaluate_grid_cells, summary_lines
+
+    config = GridCellsConfig(args.episodes, args.context, args.generate, args.split, args.sampling_steps, args.seed)
+    model = load_world_model(args.checkpoint, device=args.device)
+    result = evaluate_grid_cells(model, args.data, config)
+    print("\n".join(summary_lines(result)))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(args.out / "cells.json", result)
+        print(f"wrote {args.out / 'cells.json'}")
+    return 0
+
 
 def _memory_config(args: argparse.Namespace):
     from lssvwm_env.evaluation.memory import MemoryEvalConfig
@@ -181,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.eval_command == "context":
             return _run_context(args)
+        if args.eval_command == "cells":
+            return _run_cells(args)
         config = _memory_config(args)
         if args.eval_command == "memory":
             from lssvwm_env.checkpoint import load_world_model

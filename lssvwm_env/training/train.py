@@ -31,6 +31,7 @@ from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cac
                                       step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
+from data_collection.colour_grid import is_colour_grid
 from data_collection.dataset import Dataset
 from data_collection.files import write_video
 from lssvwm_env.training.evaluate import autoencoder_metrics, dynamics_metrics
@@ -381,6 +382,11 @@ class Trainer:
         metrics, video = dynamics_metrics(ema_model, eval_episodes, context, rollout,
                                           cfg.eval_episodes, seed=self.config.seed,
                                           one_step_frames=cfg.eval_one_step_frames)
+        if is_colour_grid(self.data_env):  # cell by cell (evaluation/grid_cells.py)
+            from lssvwm_env.evaluation.grid_cells import training_metrics
+            metrics.update(training_metrics(ema_model, eval_episodes[:cfg.eval_episodes], self.data_env, self.config.seed))
+            tqdm.write(f"step {step}: cells in view a frame before drawn in their colour: "
+                       f"{metrics['cell_accuracy_previous_frame']:.3f} (autoencoder: {metrics['autoencoder_cell_accuracy']:.3f})")
         self.progress.metrics.append({"stage": "dynamics", "step": step, **metrics})
         self.log("dynamics", step, {f"eval/{k}": v for k, v in metrics.items()})
         one_step = (f"; every frame from its real past: {metrics['one_step_psnr']:.2f} dB (previous frame: "

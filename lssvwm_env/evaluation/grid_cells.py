@@ -1,0 +1,258 @@
+"""Cell-by-cell scoring on the colour grid (data_collection/colour_grid.py): does the model draw what
+it was shown?
+
+Every cell of a frame shows one map cell, known exactly from the agent's recorded cell, and its class
+(a tile colour, bare floor or wall) is read from a frame by the nearest palette colour. Each cell of
+each predicted frame is labelled by when the trajectory last had that map cell in view:
+
+    previous_frame       in view one frame before: the copy (or shift) the dynamics must learn first
+    within_window        last seen 2..w frames before (w: the attention window): attention can see it
+    window_to_3x         w+1..3w frames: beyond attention, only the SSM state can hold it
+    3x_to_10x, beyond_10x
+    never_seen           no frame before showed it: the model can only guess (chance: 1 / classes)
+
+Two ways to predict (`MODES`): `next_frame`, every frame from the real frames before it
+(WorldModel.predict_each_next); `generation`, the real context, then frames from the actions alone
+(WorldModel.imagine, as the env does), where a revisit beyond the window can only be drawn from memory.
+Scores per bin: cell accuracy and PSNR over the cells' pixels, beside the yardstick of the last real
+frame repeated (its cell at the same place in the view) and, for the frame as a whole, next-frame PSNR
+beside the previous frame repeated, directly and through the autoencoder. The agent's own cell (the
+view's centre, under the sprite) is left out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from data_collection.colour_grid import (ColourGridConfig, PALETTE, classify_cells, parse_env_name, true_cell_classes,
+                                         view_cells)
+
+MODES = ("next_frame", "generation")
+
+
+@dataclass
+class GridCellsConfig:
+    episodes: int = 8  # held-out episodes scored
+    context: int = 50  # generation: real frames before the generated ones
+    generate: int = 100  # generation: frames from the actions alone
+    split: str = "eval"
+    sampling_steps: int | None = None  # the model's own when None
+    seed: int = 0
+
+
+def gap_bins(window: int) -> dict[str, tuple[float, float]]:
+    """Bins of the frames since a cell was last in view, relative to the attention window `window`."""
+    return {"previous_frame": (1, 1), "within_window": (2, window), "window_to_3x": (window + 1, 3 * window),
+            "3x_to_10x": (3 * window + 1, 10 * window), "beyond_10x": (10 * window + 1, math.inf),
+            "never_seen": (math.inf, math.inf)}
+
+
+def last_seen_gaps(agent_pos: np.ndarray, maze_layout: np.ndarray, config: ColourGridConfig) -> np.ndarray:
+    """(T, view, view) float: for each frame and view cell, frames since the map cell it shows was last
+    in view (1: the frame before); inf when no earlier frame showed it. agent_pos: (T, 2)."""
+    pad = config.view
+    last = np.full((maze_layout.shape[0] + 2 * pad, maze_layout.shape[1] + 2 * pad), -np.inf)
+    xs, ys = view_cells(agent_pos, config)
+    gaps = np.empty(xs.shape, dtype=np.float64)
+    for t in range(len(agent_pos)):
+        rows, cols = ys[t] + pad, xs[t] + pad
+        gaps[t] = t - last[rows, cols]
+        last[rows, cols] = t
+    return gaps
+
+
+def cell_psnr(squared_error_sum: float, pixels: int) -> float | None:
+    if pixels == 0:
+        return None
+    mse = squared_error_sum / pixels
+    return 100.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def cell_squared_errors(predicted: np.ndarray, truth: np.ndarray, config: ColourGridConfig) -> np.ndarray:
+    """(..., view, view): summed squared pixel error of every cell. predicted, truth: (..., H, W, 3) uint8."""
+    p, v = config.cell_pixels, config.view
+    diff = predicted.astype(np.float64) - truth.astype(np.float64)
+    return (diff.reshape(*diff.shape[:-3], v, p, v, p, 3) ** 2).sum(axis=(-4, -2, -1))
+
+
+def score_bins(predicted: np.ndarray, truth: np.ndarray, truth_classes: np.ndarray, gaps: np.ndarray,
+               previous: np.ndarray, window: int, config: ColourGridConfig) -> dict[str, dict]:
+    """Per gap bin: cell accuracy, PSNR of the cells' pixels and the count, beside the last real frame
+    repeated. predicted, truth, previous (the yardstick's frames): (N, H, W, 3) uint8; truth_classes,
+    gaps: (N, view, view)."""
+    centre = np.zeros((config.view, config.view), dtype=bool)
+    centre[config.view // 2, config.view // 2] = True
+    scored = ~centre[None] & np.ones(gaps.shape, dtype=bool)
+    correct = classify_cells(predicted, config) == truth_classes
+    correct_previous = classify_cells(previous, config) == truth_classes
+    error, error_previous = cell_squared_errors(predicted, truth, config), cell_squared_errors(previous, truth, config)
+    pixels = 3 * config.cell_pixels ** 2
+    out = {}
+    for name, (low, high) in gap_bins(window).items():
+        mask = scored & (np.isinf(gaps) if math.isinf(low) else np.isfinite(gaps) & (gaps >= low) & (gaps <= high))
+        n = int(mask.sum())
+        out[name] = {
+            "cells": n,
+            "cell_accuracy": float(correct[mask].mean()) if n else None,
+            "psnr": cell_psnr(float(error[mask].sum()), n * pixels),
+            "last_frame_cell_accuracy": float(correct_previous[mask].mean()) if n else None,
+            "last_frame_psnr": cell_psnr(float(error_previous[mask].sum()), n * pixels),
+        }
+    return out
+
+
+def frame_psnr(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over frames of each frame's PSNR (as evaluation.metrics.psnr)."""
+    from lssvwm_env.evaluation.metrics import psnr
+    return float(psnr(torch.from_numpy(predicted), torch.from_numpy(truth)).clamp(max=100).mean())
+
+
+@torch.no_grad()
+def next_frame_parts(model, episodes: list[dict[str, np.ndarray]], env_config: ColourGridConfig,
+                     config: GridCellsConfig, generator: torch.Generator) -> list[tuple]:
+    """Per episode (predicted, truth, classes, gaps, yardstick, through the autoencoder) over frames
+    1..T-1, each predicted from the real frames before it; the yardstick repeats the frame before."""
+    from lssvwm_env.training.data import input_actions
+
+    parts = []
+    for ep in episodes:
+        frames = ep["frames"]
+        classes = true_cell_classes(ep["agent_pos"], ep["maze_layout"], ep["floor_colours"], env_config)
+        gaps = last_seen_gaps(ep["agent_pos"], ep["maze_layout"], env_config)
+        real = torch.from_numpy(frames).unsqueeze(0)
+        actions = torch.from_numpy(input_actions(ep["actions"])).unsqueeze(0).to(model.device)
+        latents = model.encode(real)
+        predicted = model.decode(model.predict_each_next(model.initial_state(1), latents, actions, generator=generator,
+                                                         sampling_steps=config.sampling_steps))[0].cpu().numpy()
+        reconstructed = model.decode(latents)[0].cpu().numpy()
+        parts.append((predicted[1:], frames[1:], classes[1:], gaps[1:], frames[:-1], reconstructed[:-1]))
+    return parts
+
+
+@torch.no_grad()
+def generation_parts(model, episodes: list[dict[str, np.ndarray]], env_config: ColourGridConfig,
+                     config: GridCellsConfig) -> list[tuple]:
+    """As next_frame_parts, for the frames generated from actions after `config.context` real frames
+    (through the rollouts of the memory benchmark, as the env imagines them); the yardstick repeats the
+    last context frame. Episodes shorter than context + generate are left out."""
+    from lssvwm_env.evaluation.memory import generate_rollouts
+
+    need = config.context + config.generate
+    episodes = [ep for ep in episodes if len(ep["frames"]) >= need]
+    if not episodes:
+        return []
+    rollouts = generate_rollouts(model, episodes, config.context, config.generate, config.sampling_steps,
+                                 batch_size=len(episodes), seed=config.seed)
+    parts, span = [], slice(config.context, need)
+    for i, ep in enumerate(episodes):
+        classes = true_cell_classes(ep["agent_pos"], ep["maze_layout"], ep["floor_colours"], env_config)[span]
+        gaps = last_seen_gaps(ep["agent_pos"][:need], ep["maze_layout"], env_config)[span]
+        last = np.broadcast_to(ep["frames"][config.context - 1], (config.generate, *ep["frames"].shape[1:]))
+        parts.append((rollouts.generated[i].numpy(), rollouts.truth[i].numpy(), classes, gaps,
+                      np.ascontiguousarray(last), rollouts.reconstructed[i].numpy()))
+    return parts
+
+
+def summarise_parts(mode: str, parts: list[tuple], window: int, env_config: ColourGridConfig) -> dict | None:
+    if not parts:
+        return None
+    predicted, truth, classes, gaps, previous, reconstructed = (np.concatenate(x) for x in zip(*parts))
+    return {
+        "frames": len(predicted),
+        "psnr": frame_psnr(predicted, truth),
+        "last_frame_psnr": frame_psnr(previous, truth),
+        # next_frame: the frame before through the autoencoder, what a perfect copy in latent space
+        # scores; generation: the real frames through it, the ceiling.
+        ("last_frame_through_autoencoder_psnr" if mode == "next_frame" else "autoencoder_ceiling_psnr"):
+            frame_psnr(reconstructed, truth),
+        "bins": score_bins(predicted, truth, classes, gaps, previous, window, env_config),
+    }
+
+
+def score_episodes(model, episodes: list[dict[str, np.ndarray]], env_config: ColourGridConfig, config: GridCellsConfig,
+                   window: int, modes: tuple[str, ...] = MODES) -> dict:
+    """The chosen modes over held-out episodes (dataset arrays with agent_pos, maze_layout, floor_colours)."""
+    generator = torch.Generator(device=model.device).manual_seed(config.seed)
+    result: dict = {mode: None for mode in MODES}
+    if "next_frame" in modes:
+        result["next_frame"] = summarise_parts("next_frame", next_frame_parts(model, episodes, env_config, config, generator),
+                                               window, env_config)
+    if "generation" in modes:
+        result["generation"] = summarise_parts("generation", generation_parts(model, episodes, env_config, config),
+                                               window, env_config)
+    result["autoencoder_cell_accuracy"] = _autoencoder_cell_accuracy(model, episodes, env_config)
+    return result
+
+
+def training_metrics(model, episodes: list[dict[str, np.ndarray]], env_name: str, seed: int = 0) -> dict[str, float]:
+    """What training logs on the colour grid (next frame from the real past): cell accuracy on the cells
+    in view one frame before (the copy) and on those last seen beyond the attention window."""
+    env_config = parse_env_name(env_name)
+    window = model.config.backbone.attention.window or 0
+    result = score_episodes(model, episodes, env_config, GridCellsConfig(seed=seed), window, modes=("next_frame",))
+    bins = result["next_frame"]["bins"]
+    beyond = [bins[name] for name in ("window_to_3x", "3x_to_10x", "beyond_10x") if bins[name]["cells"]]
+    cells = sum(b["cells"] for b in beyond)
+    out = {"cell_accuracy_previous_frame": bins["previous_frame"]["cell_accuracy"],
+           "cell_accuracy_never_seen": bins["never_seen"]["cell_accuracy"],
+           "autoencoder_cell_accuracy": result["autoencoder_cell_accuracy"]}
+    if cells:
+        out["cell_accuracy_beyond_window"] = sum(b["cell_accuracy"] * b["cells"] for b in beyond) / cells
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _autoencoder_cell_accuracy(model, episodes: list[dict[str, np.ndarray]], env_config: ColourGridConfig) -> float:
+    """The ceiling of cell accuracy: real frames through the autoencoder, classified."""
+    frames = np.concatenate([ep["frames"] for ep in episodes])
+    classes = np.concatenate([true_cell_classes(ep["agent_pos"], ep["maze_layout"], ep["floor_colours"], env_config)
+                              for ep in episodes])
+    reconstructed = model.decode(model.encode(torch.from_numpy(frames)[None]))[0].cpu().numpy()
+    keep = np.ones((env_config.view, env_config.view), dtype=bool)
+    keep[env_config.view // 2, env_config.view // 2] = False
+    return float((classify_cells(reconstructed, env_config) == classes)[:, keep].mean())
+
+
+def evaluate_grid_cells(model, data_dir, config: GridCellsConfig) -> dict:
+    """Score a model on a colour-grid dataset's held-out episodes; raises ValueError naming what is wrong."""
+    from data_collection.dataset import Dataset
+    from lssvwm_env.evaluation.memory import check_compatible
+
+    dataset = Dataset.open(data_dir)
+    check_compatible(model, dataset, data_dir)
+    try:
+        env_config = parse_env_name(dataset.manifest.env)
+    except Exception:
+        raise ValueError(f"{data_dir}: env {dataset.manifest.env!r} is not the colour grid; cell scoring needs "
+                         "`lssvwm collect --env colour-grid...` data") from None
+    entries = dataset.episodes(config.split)[:config.episodes]
+    if not entries:
+        raise ValueError(f"{data_dir}: no '{config.split}' episodes")
+    episodes = [dataset.load_episode(e.index) for e in entries]
+    window = model.config.backbone.attention.window or 0
+    result = score_episodes(model, episodes, env_config, config, window)
+    result["settings"] = {"episodes": [e.index for e in entries], "window": window, "env": dataset.manifest.env,
+                          "context": config.context, "generate": config.generate, "split": config.split,
+                          "sampling_steps": config.sampling_steps or model.config.diffusion.sampling_steps,
+                          "classes": len(PALETTE)}
+    return result
+
+
+def summary_lines(result: dict) -> list[str]:
+    lines = [f"autoencoder cell accuracy {result['autoencoder_cell_accuracy']:.3f}"]
+    for mode in MODES:
+        r = result[mode]
+        if r is None:
+            continue
+        ae_key = "last_frame_through_autoencoder_psnr" if mode == "next_frame" else "autoencoder_ceiling_psnr"
+        lines.append(f"{mode}: {r['frames']} frames, PSNR {r['psnr']:.2f} dB (last frame repeated {r['last_frame_psnr']:.2f}, "
+                     f"{ae_key.replace('_psnr', '').replace('_', ' ')} {r[ae_key]:.2f})")
+        for name, b in r["bins"].items():
+            if b["cells"]:
+                lines.append(f"  {name:15} {b['cells']:7d} cells: accuracy {b['cell_accuracy']:.3f} "
+                             f"(last frame {b['last_frame_cell_accuracy']:.3f}), PSNR {b['psnr']:.2f} dB "
+                             f"(last frame {b['last_frame_psnr']:.2f})")
+    return lines
