@@ -13,14 +13,15 @@ from lssvwm_env.models.local_attention import AttentionConfig, allowed_keys
 from lssvwm_env.models.ssm_mixer import SSMConfig
 
 
-def tiny_model(variant: str, causal_window=None, patch: int = 1) -> WorldModel:
+def tiny_model(variant: str, causal_window=None, patch: int = 1, spatial_encoding: str = "none") -> WorldModel:
     torch.manual_seed(0)
     cfg = WorldModelConfig(
         autoencoder=AutoencoderConfig(channels=[8, 16], latent_channels=4),
         backbone=BackboneConfig(
             latent_channels=4, grid=(16, 16), patch=patch, d_model=32, n_layers=2, block_sizes=[(2, 2), (4, 8)],
             ssm=SSMConfig(d_state=8, head_dim=16, chunk_size=16),
-            attention=AttentionConfig(n_heads=2, window=4, chunk=2, query_block_frames=3)),
+            attention=AttentionConfig(n_heads=2, window=4, chunk=2, query_block_frames=3,
+                                      spatial_encoding=spatial_encoding)),
         variant=variant, causal_window=causal_window, bf16=False)
     model = WorldModel(cfg).double()
     # adaLN-Zero starts every branch at zero; perturb all weights so each mechanism matters.
@@ -39,9 +40,12 @@ def random_window(batch=2, frames=11, seed=1):
     return latents, actions, noise
 
 
-@pytest.mark.parametrize("variant,patch", [(v, 1) for v in VARIANTS] + [("ours", 2)])
-def test_recurrent_equals_parallel(variant, patch):
-    model = tiny_model(variant, patch=patch)
+CASES = [(v, 1, "none") for v in VARIANTS] + [("ours", 2, "none"), ("ours", 1, "rope"), ("causal_attn", 2, "rope")]
+
+
+@pytest.mark.parametrize("variant,patch,spatial", CASES)
+def test_recurrent_equals_parallel(variant, patch, spatial):
+    model = tiny_model(variant, patch=patch, spatial_encoding=spatial)
     latents, actions, noise = random_window()
     state0 = model.initial_state(2)
     pred_par, feat_par, state_par = model.step_latents(state0, latents, actions, noise)
@@ -59,11 +63,11 @@ def test_recurrent_equals_parallel(variant, patch):
     assert (pred_alone - pred_par[:, -1:]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("variant,patch", [(v, 1) for v in VARIANTS] + [("ours", 2)])
-def test_clean_context_pass_equals_denoising_from_the_committed_past(variant, patch):
+@pytest.mark.parametrize("variant,patch,spatial", CASES)
+def test_clean_context_pass_equals_denoising_from_the_committed_past(variant, patch, spatial):
     """Clean-context training computes for every frame of a window at once what `imagine` computes for
     one: the noisy frame at its noise level, from the state that the clean frames before it left."""
-    model = tiny_model(variant, patch=patch)
+    model = tiny_model(variant, patch=patch, spatial_encoding=spatial)
     latents, actions, noise = random_window(frames=14)
     noisy = torch.randn_like(latents)
     # A state with history (7 frames), so what is carried in matters too.
@@ -276,3 +280,31 @@ def test_commit_noise_changes_what_the_state_remembers_not_the_frame():
     assert not torch.allclose(steps[0.0][1].latent, steps[0.3][1].latent)
     with pytest.raises(ValueError, match=r"commit_noise must be in \[0, 1\)"):
         DiffusionConfig(commit_noise=1.0)
+
+
+def test_spatial_rope_makes_attention_scores_depend_on_relative_place():
+    """With spatial rope, a query and key made of the same vector score by their offset in the frame
+    alone: the same at every place for the same offset (what lets a head copy, or shift, a whole frame),
+    and not the same for different offsets. Without it, place does not enter the score at all."""
+    from lssvwm_env.models.local_attention import LocalAttention
+
+    torch.manual_seed(0)
+    grid = (4, 4)
+
+    def scores(spatial: str) -> torch.Tensor:
+        attention = LocalAttention(24, AttentionConfig(n_heads=1, window=2, chunk=1, spatial_encoding=spatial), grid).double()
+        with torch.no_grad():
+            attention.qkv.weight.copy_(torch.randn(72, 24, dtype=torch.float64))
+        tokens = torch.randn(24, dtype=torch.float64).expand(1, 1, 16, 24)  # every token the same
+        q, k, _ = attention.project(tokens, torch.zeros(1, 1, dtype=torch.long))
+        return torch.einsum("qd,kd->qk", q[0, 0, :, 0], k[0, 0, :, 0]).reshape(4, 4, 4, 4)
+
+    rope = scores("rope")
+    # Offset (0, +1): query at (r, c), key at (r, c + 1), the same score wherever the pair lies.
+    east = torch.stack([rope[r, c, r, c + 1] for r in range(4) for c in range(3)])
+    assert torch.allclose(east, east[0].expand_as(east), atol=1e-9)
+    same = torch.stack([rope[r, c, r, c] for r in range(4) for c in range(4)])
+    assert torch.allclose(same, same[0].expand_as(same), atol=1e-9)
+    assert (same[0] - east[0]).abs() > 1e-3
+    flat = scores("none")
+    assert torch.allclose(flat, flat[0, 0, 0, 0].expand_as(flat), atol=1e-9)

@@ -4,6 +4,7 @@ dataset's final_frame), and the window lanes train on short episodes and episode
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lssvwm_env.models.conditioning import NO_ACTION
@@ -95,3 +96,17 @@ def _prefix_lengths(min_prefix: float, frames: int = 12) -> set[int]:
 def test_long_context_prefix_is_longer_than_half_the_window_by_default_and_as_short_as_one_frame_on_request():
     assert _prefix_lengths(0.5) == set(range(7, 12))  # paper: more than half of 12 frames, one noised
     assert _prefix_lengths(0.0) == set(range(1, 12))  # one clean frame: an env reset on a single frame
+
+
+def test_pure_noise_share_puts_noised_frames_at_noise_level_one_and_leaves_the_clean_prefix():
+    frames = 12
+    base = DiffusionConfig(long_context_prob=0.5)
+    sigma0, _ = sample_training_noise(2000, frames, base, "cpu", torch.Generator().manual_seed(0))
+    assert (sigma0 == 1.0).float().mean() < 0.01  # logit-normal(0, 1) almost never reaches pure noise
+    config = DiffusionConfig(long_context_prob=0.5, pure_noise_prob=0.4)
+    sigma, in_loss = sample_training_noise(2000, frames, config, "cpu", torch.Generator().manual_seed(0))
+    pure = (sigma == 1.0)[in_loss].float().mean().item()
+    assert abs(pure - 0.4) < 0.02
+    assert ((sigma == 0) == ~in_loss).all()  # the clean prefixes are untouched and stay out of the loss
+    with pytest.raises(ValueError, match="pure_noise_prob"):
+        DiffusionConfig(pure_noise_prob=1.5)

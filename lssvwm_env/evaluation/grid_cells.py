@@ -106,9 +106,11 @@ def score_bins(predicted: np.ndarray, truth: np.ndarray, truth_classes: np.ndarr
 
 
 def frame_psnr(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over frames of each frame's PSNR (as evaluation.metrics.psnr)."""
-    from lssvwm_env.evaluation.metrics import psnr
-    return float(psnr(torch.from_numpy(predicted), torch.from_numpy(truth)).clamp(max=100).mean())
+    """PSNR of the mean squared error over all frames, not the mean of per-frame PSNRs: on the colour
+    grid a `stay` repeats the frame exactly, and one exact copy (infinite PSNR, or 100 dB capped) would
+    outweigh many wrong frames in a mean of dB."""
+    squared = float(((predicted.astype(np.float64) - truth.astype(np.float64)) ** 2).sum())
+    return cell_psnr(squared, predicted.size)
 
 
 @torch.no_grad()
@@ -194,12 +196,16 @@ def training_metrics(model, episodes: list[dict[str, np.ndarray]], env_name: str
     env_config = parse_env_name(env_name)
     window = model.config.backbone.attention.window or 0
     result = score_episodes(model, episodes, env_config, GridCellsConfig(seed=seed), window, modes=("next_frame",))
-    bins = result["next_frame"]["bins"]
+    next_frame = result["next_frame"]
+    bins = next_frame["bins"]
     beyond = [bins[name] for name in ("window_to_3x", "3x_to_10x", "beyond_10x") if bins[name]["cells"]]
     cells = sum(b["cells"] for b in beyond)
     out = {"cell_accuracy_previous_frame": bins["previous_frame"]["cell_accuracy"],
            "cell_accuracy_never_seen": bins["never_seen"]["cell_accuracy"],
-           "autoencoder_cell_accuracy": result["autoencoder_cell_accuracy"]}
+           "autoencoder_cell_accuracy": result["autoencoder_cell_accuracy"],
+           # Pooled over frames (frame_psnr), unlike one_step_psnr, which `stay`'s exact copies inflate.
+           "grid_next_frame_psnr": next_frame["psnr"], "grid_previous_frame_psnr": next_frame["last_frame_psnr"],
+           "grid_previous_frame_through_autoencoder_psnr": next_frame["last_frame_through_autoencoder_psnr"]}
     if cells:
         out["cell_accuracy_beyond_window"] = sum(b["cell_accuracy"] * b["cells"] for b in beyond) / cells
     return {k: v for k, v in out.items() if v is not None}

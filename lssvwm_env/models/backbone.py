@@ -80,7 +80,7 @@ class BackboneLayer(nn.Module):
         d = config.d_model
         self.scan = BlockwiseScan(d, config.tokens, config.block_size(layer), config.ssm) if config.use_ssm else None
         self.scan_norm = AdaptiveNorm(d) if config.use_ssm else None
-        self.attention = LocalAttention(d, config.attention) if config.use_attention else None
+        self.attention = LocalAttention(d, config.attention, config.tokens) if config.use_attention else None
         self.attention_norm = AdaptiveNorm(d) if config.use_attention else None
         self.mlp_norm = AdaptiveNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, config.mlp_ratio * d), nn.GELU(approximate="tanh"),

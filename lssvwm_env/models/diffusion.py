@@ -30,6 +30,11 @@ class DiffusionConfig:
     long_context_min_prefix: float = 0.5  # shortest clean prefix, as a fraction of the window (paper: > 1/2)
     logit_normal_mean: float = 0.0  # training noise levels: sigmoid(N(mean, std)) (Esser et al. 2024)
     logit_normal_std: float = 1.0
+    # Share of the noised training frames put at noise level 1 (pure noise) instead: where sampling
+    # starts, and where only the context can tell what the frame holds. Logit-normal(0, 1) puts 0.2% of
+    # its mass above 0.95, so a sampler's first step, which decides what the frame shows, is barely
+    # trained (issue 39).
+    pure_noise_prob: float = 0.0
     # Generation commits each generated frame to the state at this noise level, re-noised to it, instead
     # of clean: diffusion forcing trains on context frames at every noise level, and telling the model
     # that its own frames are not exact keeps their errors from compounding (Chen et al. 2024, §3.4).
@@ -42,6 +47,8 @@ class DiffusionConfig:
             raise ValueError(f"diffusion.long_context_min_prefix must be in [0, 1), got {self.long_context_min_prefix}")
         if self.sampling_steps < 1:
             raise ValueError(f"diffusion.sampling_steps must be >= 1, got {self.sampling_steps}")
+        if not 0.0 <= self.pure_noise_prob <= 1.0:
+            raise ValueError(f"diffusion.pure_noise_prob must be in [0, 1], got {self.pure_noise_prob}")
         if not 0.0 <= self.commit_noise < 1.0:
             raise ValueError(f"diffusion.commit_noise must be in [0, 1), got {self.commit_noise}")
 
@@ -54,6 +61,9 @@ def sample_training_noise(
     long_context: force the scheme on or off (None: draw per sample with long_context_prob)."""
     gauss = torch.randn(batch, frames, generator=generator, device=device)
     sigma = torch.sigmoid(config.logit_normal_mean + config.logit_normal_std * gauss)
+    if config.pure_noise_prob > 0:  # drawn only then, so runs without it keep their random stream
+        pure = torch.rand(batch, frames, generator=generator, device=device) < config.pure_noise_prob
+        sigma = sigma.masked_fill(pure, 1.0)
     in_loss = torch.ones(batch, frames, dtype=torch.bool, device=device)
     if frames >= 3:
         if long_context is None:

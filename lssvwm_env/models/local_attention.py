@@ -17,6 +17,13 @@ the `cpu` preset's training shape, forward and backward, AMD EPYC with avx512_bf
 against 232 ms for the unfused softmax). "offset_bias" adds a learned
 bias per head and offset; a bias that needs a gradient forces the unfused path. The first models were
 trained with it, and their configs, which predate the field, load with it.
+
+Where a query sits in the frame (`spatial_encoding`): "rope" gives a third of each head's channels to
+the token's row and a third to its column (2-D rotary embedding, as ViTs and video DiTs use), the rest
+to time, so a head can attend to "the same place one frame back", or one cell east of it, whatever the
+tokens hold: the copy and the shift that the dynamics of a moving view are made of (issue 39). "none"
+leaves the only spatial signal to the learned position embedding added at the input, which a noisy
+frame's tokens swamp; models trained before the field load with it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class AttentionConfig:
     chunk: int = 5  # frames per chunk; 1 = plain sliding window
     temporal_encoding: str = "rope"  # "rope" or "offset_bias" (module docstring)
     rope_base: float = 10_000.0  # rope: the slowest rotation turns once in about 2 pi * rope_base frames
+    spatial_encoding: str = "none"  # "rope" or "none" (module docstring)
+    spatial_rope_base: float = 100.0  # spatial rope: rotation frequencies from 1 to 1/base radians per token
     max_offset: int = 64  # offset_bias: learned per-head bias for temporal offsets 0..max_offset-1 (clamped)
     query_block_frames: int = 8  # frames of queries per attention call: bounds memory on long input
 
@@ -42,6 +51,8 @@ class AttentionConfig:
         if self.temporal_encoding not in ("rope", "offset_bias"):
             raise ValueError("attention.temporal_encoding must be 'rope' or 'offset_bias', "
                              f"got {self.temporal_encoding!r}")
+        if self.spatial_encoding not in ("rope", "none"):
+            raise ValueError(f"attention.spatial_encoding must be 'rope' or 'none', got {self.spatial_encoding!r}")
 
     def cache_frames(self) -> int | None:
         return self.window
@@ -60,14 +71,18 @@ def allowed_keys(query_index: torch.Tensor, key_index: torch.Tensor, config: Att
 
 
 def rotate_by_frame(x: torch.Tensor, frame_index: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotary embedding over time. x: (B, T, N, heads, head_dim); frame_index: (B, T). Pairs of
-    channels (i, i + head_dim/2) turn by frame_index * base^(-2i/head_dim). The angles are computed in
+    """Rotary embedding over time. x: (B, T, N, heads, head_dim); frame_index: (B, T)."""
+    return rotate(x, frame_index[:, :, None, None], base)
+
+
+def rotate(x: torch.Tensor, position: torch.Tensor, base: float) -> torch.Tensor:
+    """Rotary embedding: pairs of channels (i, i + d/2) of x (..., d) turn by position *
+    base^(-2i/d); position broadcasts against x's leading dimensions. The angles are computed in
     float64, so relative offsets stay exact at frame 100,000 and beyond."""
     half = x.size(-1) // 2
     freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float64) / half)
-    angles = frame_index.to(torch.float64).unsqueeze(-1) * freqs  # (B, T, half)
-    cos = angles.cos().to(x.dtype)[:, :, None, None, :]
-    sin = angles.sin().to(x.dtype)[:, :, None, None, :]
+    angles = position.to(torch.float64).unsqueeze(-1) * freqs
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     first, second = x[..., :half], x[..., half:2 * half]
     rotated = [first * cos - second * sin, first * sin + second * cos]
     if x.size(-1) % 2:
@@ -76,12 +91,21 @@ def rotate_by_frame(x: torch.Tensor, frame_index: torch.Tensor, base: float) -> 
 
 
 class LocalAttention(nn.Module):
-    def __init__(self, d_model: int, config: AttentionConfig) -> None:
+    def __init__(self, d_model: int, config: AttentionConfig, tokens: tuple[int, int] | None = None) -> None:
+        """tokens: the (rows, columns) of a frame's tokens, which spatial rope needs."""
         super().__init__()
         if d_model % config.n_heads:
             raise ValueError(f"attention: d_model={d_model} must be a multiple of n_heads={config.n_heads}")
         self.config = config
         self.head_dim = d_model // config.n_heads
+        # Spatial rope: two even groups of channels for row and column, the rest (even) for time.
+        self.spatial_dims = 2 * (self.head_dim // 6) if config.spatial_encoding == "rope" else 0
+        if self.spatial_dims:
+            if tokens is None:
+                raise ValueError("attention.spatial_encoding 'rope' needs the token grid")
+            rows, cols = torch.meshgrid(torch.arange(tokens[0]), torch.arange(tokens[1]), indexing="ij")
+            self.register_buffer("token_rows", rows.reshape(-1, 1).float(), persistent=False)  # (N, 1): per head
+            self.register_buffer("token_cols", cols.reshape(-1, 1).float(), persistent=False)
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.out = nn.Linear(d_model, d_model, bias=False)
         if config.temporal_encoding == "offset_bias":
@@ -101,10 +125,24 @@ class LocalAttention(nn.Module):
         """tokens (B, T, N, D) -> q, k, v: (B, T, N, heads, head_dim), rotated by frame with rope."""
         batch, frames, n_tokens, _ = tokens.shape
         q, k, v = self.qkv(tokens).view(batch, frames, n_tokens, 3, self.config.n_heads, self.head_dim).unbind(3)
+        if self.spatial_dims:
+            q, k = self.rotate_in_frame(q), self.rotate_in_frame(k)
         if self.config.temporal_encoding == "rope":  # keys enter the cache rotated by their own frame
-            q = rotate_by_frame(q, frame_index, self.config.rope_base)
-            k = rotate_by_frame(k, frame_index, self.config.rope_base)
+            q, k = self.rotate_by_frame(q, frame_index), self.rotate_by_frame(k, frame_index)
         return q, k, v
+
+    def rotate_by_frame(self, x: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+        """The temporal rope on the channels spatial rope leaves (all of them without it)."""
+        s = self.spatial_dims
+        rotated = rotate_by_frame(x[..., s:], frame_index, self.config.rope_base)
+        return torch.cat([x[..., :s], rotated], dim=-1) if s else rotated
+
+    def rotate_in_frame(self, x: torch.Tensor) -> torch.Tensor:
+        """Spatial rope: x (B, T, N, heads, head_dim), its first spatial_dims / 2 channels turned by
+        the token's row, the next as many by its column."""
+        half, base = self.spatial_dims // 2, self.config.spatial_rope_base
+        return torch.cat([rotate(x[..., :half], self.token_rows, base),
+                          rotate(x[..., half:2 * half], self.token_cols, base), x[..., 2 * half:]], dim=-1)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, query_index: torch.Tensor,
                key_index: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
