@@ -141,7 +141,7 @@ def rollout(
         progress(len(actions) - reported)
     arrays = {
         "frames": np.stack(frames),
-        "actions": np.asarray(actions, dtype=np.int64),
+        "actions": np.asarray(actions, dtype=env.spec.action_space.dtype).reshape(-1, *env.spec.action_space.step_shape),
         "rewards": np.asarray(rewards, dtype=np.float32),
         "terminated": np.asarray(terminated, dtype=bool),
         "truncated": np.asarray(truncated, dtype=bool),
@@ -418,10 +418,12 @@ def _drain(progress_queue: Any, bar: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", required=True, help="memory-maze-{9x9,11x11,13x13,15x15}, minigrid-memory, minigrid-fourrooms, or a Gymnasium id")
+    parser.add_argument("--env", required=True, help="memory-maze-{9x9,11x11,13x13,15x15}, minigrid-memory, minigrid-fourrooms, "
+                                                     "colour-grid, dmc:DOMAIN-TASK (dm_control from pixels), or a Gymnasium id")
     parser.add_argument("--policy", default="random",
                         help="random | explore (walks to random cells) | retrace (out, back, out again), optionally "
-                             "with config fields: explore:wall_bump=0.3,action_noise=0.1 (default random)")
+                             "with config fields: explore:wall_bump=0.3,action_noise=0.1, random:momentum=0.9 "
+                             "(default random)")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes in the dataset")
     parser.add_argument("--steps", type=int, required=True, help="maximum steps per episode (fewer if the env terminates)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes, one env each (default 1)")

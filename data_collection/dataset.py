@@ -8,7 +8,8 @@ Layout of a dataset directory:
 Arrays of one episode, all of length T and aligned so that actions[t] is taken after seeing frames[t]:
 
     frames         (T, 64, 64, 3) uint8    observation before actions[t] (frames[0]: after reset)
-    actions        (T,) int64              in [0, action_space.n)
+    actions        (T,) int64              discrete action spaces: in [0, action_space.n)
+                   (T, n) float32          box action spaces: within [action_space.low, action_space.high]
     rewards        (T,) float32            reward received after actions[t]
     terminated     (T,) bool               the env ended the episode after actions[t]
     truncated      (T,) bool               the episode was cut after actions[t] (step limit)
@@ -45,6 +46,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from data_collection import files
+from data_collection.envs import ActionSpace
 
 FORMAT_NAME = "lssvwm-dataset"
 FORMAT_VERSION = 1
@@ -71,7 +73,7 @@ class ArraySpec:
 
 ARRAY_SPECS: dict[str, ArraySpec] = {
     "frames": ArraySpec(np.dtype(np.uint8), (None, None, 3)),  # exact (H, W, C) comes from obs_shape
-    "actions": ArraySpec(np.dtype(np.int64), ()),
+    "actions": ArraySpec(np.dtype(np.int64), ()),  # discrete; box action spaces: (n,) float32 (Manifest.actions)
     "rewards": ArraySpec(np.dtype(np.float32), ()),
     "terminated": ArraySpec(np.dtype(np.bool_), ()),
     "truncated": ArraySpec(np.dtype(np.bool_), ()),
@@ -162,7 +164,8 @@ class Manifest:
     eval_fraction: float
     episodes_requested: int
     obs_shape: tuple[int, int, int]
-    action_space: dict[str, Any]  # {"type": "discrete", "n": 6[, "meanings": [...]]}
+    # {"type": "discrete", "n": 6[, "meanings": [...]]} or {"type": "box", "shape": [n], "low": [...], "high": [...]}
+    action_space: dict[str, Any]
     arrays: tuple[str, ...]
     command: list[str]
     created: str
@@ -171,7 +174,14 @@ class Manifest:
     IDENTITY_FIELDS = ("env", "policy", "seed", "max_steps", "eval_fraction")
 
     @property
+    def actions(self) -> ActionSpace:
+        return ActionSpace.from_json(self.action_space)
+
+    @property
     def num_actions(self) -> int:
+        """The number of discrete actions; ValueError for a box action space."""
+        if self.action_space["type"] != "discrete":
+            raise ValueError(f"env {self.env!r} has continuous (box) actions, not a number of discrete ones")
         return int(self.action_space["n"])
 
     def to_json(self) -> dict[str, Any]:
@@ -238,6 +248,26 @@ def _check_fields(
     return problems
 
 
+def _action_space_problem(space: dict[str, Any]) -> tuple[str | None, set[str]]:
+    """What is wrong with a manifest's action_space (None: nothing), and the keys its type knows."""
+    if space.get("type") == "box":
+        shape, low, high = space.get("shape"), space.get("low"), space.get("high")
+        if not (isinstance(shape, list) and len(shape) == 1 and _has_type(shape[0], int) and shape[0] >= 1):
+            return "must have 'shape': [n] with n >= 1 for a box", {"type", "shape", "low", "high"}
+        for bound in (low, high):
+            if not (isinstance(bound, list) and len(bound) == shape[0]
+                    and all(_has_type(v, (int, float)) and math.isfinite(v) for v in bound)):
+                return f"must have 'low' and 'high': {shape[0]} finite numbers each", {"type", "shape", "low", "high"}
+        if any(lo > hi for lo, hi in zip(low, high)):
+            return "has a 'low' above its 'high'", {"type", "shape", "low", "high"}
+        return None, {"type", "shape", "low", "high"}
+    n = space.get("n")
+    if space.get("type") != "discrete" or not _has_type(n, int) or n < 1:
+        return ("must be {'type': 'discrete', 'n': >=1} or {'type': 'box', 'shape': [n], 'low': [...], "
+                "'high': [...]}"), {"type", "n", "meanings"}
+    return None, {"type", "n", "meanings"}
+
+
 def parse_manifest(obj: Any, where: str = MANIFEST_NAME) -> tuple[Manifest | None, list[str]]:
     """The manifest from parsed JSON and every problem found.
 
@@ -264,10 +294,10 @@ def parse_manifest(obj: Any, where: str = MANIFEST_NAME) -> tuple[Manifest | Non
         fatal(f"{where}: field 'obs_shape' must be [H, W, C] positive ints, got {shape!r}")
     space = obj.get("action_space")
     if isinstance(space, dict):
-        n = space.get("n")
-        if space.get("type") != "discrete" or not _has_type(n, int) or n < 1:
-            fatal(f"{where}: field 'action_space' must be {{'type': 'discrete', 'n': >=1}}, got {space!r}")
-        unknown = set(space) - {"type", "n", "meanings"}
+        problem, known = _action_space_problem(space)
+        if problem:
+            fatal(f"{where}: field 'action_space' {problem}, got {space!r}")
+        unknown = set(space) - known
         if unknown:
             problems.append(f"{where}: field 'action_space' has unknown keys {sorted(unknown)}")
     arrays = obj.get("arrays")
@@ -463,10 +493,13 @@ def check_episode_arrays(
         if name not in manifest.arrays:
             problems.append(f"{rel}: field '{name}' is not listed in the manifest's 'arrays'")
     steps: dict[str, int] = {}  # per-step arrays of the right shape -> their number of steps
+    action_space = manifest.actions
     for name, array in arrays.items():
         spec = ARRAY_SPECS.get(name)
         if spec is None:
             continue
+        if name == "actions":
+            spec = ArraySpec(action_space.dtype, action_space.step_shape)
         if array.dtype != spec.dtype:
             problems.append(f"{rel}: field '{name}' has dtype {array.dtype}, expected {spec.dtype}")
         if spec.per_step:
@@ -490,10 +523,20 @@ def check_episode_arrays(
             if n != length:
                 problems.append(f"{rel}: field '{name}' has {n} steps, expected {length} (the manifest's 'length')")
     actions = arrays.get("actions")
-    if actions is not None and actions.dtype.kind in "iu" and actions.size:
+    if actions is not None and not action_space.continuous and actions.dtype.kind in "iu" and actions.size:
         low, high = int(actions.min()), int(actions.max())
-        if low < 0 or high >= manifest.num_actions:
-            problems.append(f"{rel}: field 'actions' has values in [{low}, {high}], outside [0, {manifest.num_actions})")
+        if low < 0 or high >= action_space.n:
+            problems.append(f"{rel}: field 'actions' has values in [{low}, {high}], outside [0, {action_space.n})")
+    if (actions is not None and action_space.continuous and actions.dtype.kind == "f" and actions.size
+            and actions.shape[1:] == action_space.step_shape):
+        # float32 rounding of the bounds themselves is not a problem
+        low = np.asarray(action_space.low, np.float32)
+        high = np.asarray(action_space.high, np.float32)
+        outside = ~np.isfinite(actions) | (actions < low) | (actions > high)
+        if outside.any():
+            t, i = np.argwhere(outside)[0]
+            problems.append(f"{rel}: field 'actions' has {int(outside.sum())} values outside the box [low, high] of the "
+                            f"manifest's 'action_space' (first: actions[{t}, {i}] = {actions[t, i]})")
     return problems
 
 
@@ -645,6 +688,8 @@ class DatasetInfo:
     # most 16 (a sparse env's few), as the trained model records and keeps its predictions within.
     reward_range: tuple[float, float] = (0.0, 0.0)
     reward_values: list[float] | None = None
+    # Box action spaces, per component: (low, high) of the space, then mean, std, min, max in the data.
+    action_components: list[tuple[float, float, float, float, float, float]] | None = None
 
     def format(self) -> str:
         rows = [
@@ -666,8 +711,13 @@ class DatasetInfo:
                       if self.reward_values is not None else "")
             rows.append(("step reward", f"min {self.reward_range[0]:g}, max {self.reward_range[1]:g}{values}"))
         rows.append(("disk size", _human_bytes(self.disk_bytes) + (f" ({self.disk_bytes / max(self.frames, 1) / 1024:.1f} KiB/frame)" if self.frames else "")))
+        if self.action_components is not None:
+            rows.append(("actions", f"box of {len(self.action_components)}"))
+            for i, (low, high, mean, std, least, most) in enumerate(self.action_components):
+                rows.append((f"  [{i}] in [{low:g}, {high:g}]", f"mean {mean:.3f}, std {std:.3f}, min {least:.3f}, max {most:.3f}"))
         total = max(sum(self.action_counts), 1)
-        rows.append(("actions", ""))
+        if self.action_components is None:
+            rows.append(("actions", ""))
         for a, count in enumerate(self.action_counts):
             name = self.action_names[a] if a < len(self.action_names) else ""
             bar = "#" * round(30 * count / total)
@@ -700,9 +750,12 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
     action's counts only where the episode keeps its `final_frame`)."""
     root = Path(path)
     manifest = read_manifest(root)
+    space = manifest.actions
     entries = [manifest.episodes[i] for i in sorted(manifest.episodes)]
-    counts = np.zeros(manifest.num_actions, dtype=np.int64)
-    unchanged = np.zeros(manifest.num_actions, dtype=np.int64) if effects else None
+    # Box actions have no counts: components are summarised instead (and effects are not counted).
+    counts = np.zeros(0 if space.continuous else space.n, dtype=np.int64)
+    unchanged = np.zeros(space.n, dtype=np.int64) if effects and not space.continuous else None
+    box_actions: list[np.ndarray] = []
     reward_values: set[float] = set()
     reward_low, reward_high = math.inf, -math.inf
     for entry in entries:
@@ -724,15 +777,18 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
                         frames = np.concatenate([frames, npz["final_frame"][None]])
         except Exception as exc:
             raise DatasetError(f"{entry.file}: field {field!r} cannot be read ({type(exc).__name__}: {exc}); run `lssvwm data validate {root}`") from exc
-        actions = np.clip(actions, 0, manifest.num_actions - 1)
-        counts += np.bincount(actions, minlength=manifest.num_actions)
+        if space.continuous:
+            box_actions.append(np.asarray(actions, np.float64).reshape(-1, space.n))
+        else:
+            actions = np.clip(actions, 0, space.n - 1)
+            counts += np.bincount(actions, minlength=space.n)
         if len(rewards):
             reward_low, reward_high = min(reward_low, float(rewards.min())), max(reward_high, float(rewards.max()))
             if len(reward_values) <= 16:
                 reward_values.update(float(v) for v in np.unique(rewards))
         if unchanged is not None:
             same = unchanged_transitions(frames)
-            unchanged += np.bincount(actions[:len(same)][same], minlength=manifest.num_actions)
+            unchanged += np.bincount(actions[:len(same)][same], minlength=space.n)
     returns = np.array([e.episode_return for e in entries], dtype=np.float64)
     lengths = np.array([e.length for e in entries], dtype=np.int64)
     disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -753,5 +809,14 @@ def dataset_info(path: str | os.PathLike[str], effects: bool = False) -> Dataset
         action_unchanged=unchanged.tolist() if unchanged is not None else None,
         reward_range=(reward_low, reward_high) if reward_values else (0.0, 0.0),
         reward_values=sorted(reward_values) if len(reward_values) <= 16 else None,
+        action_components=_box_components(space, box_actions) if space.continuous else None,
     )
+
+
+def _box_components(space: ActionSpace, actions: list[np.ndarray]) -> list[tuple[float, float, float, float, float, float]]:
+    every = np.concatenate(actions) if actions else np.zeros((0, space.n))
+    if not len(every):
+        return [(lo, hi, 0.0, 0.0, 0.0, 0.0) for lo, hi in zip(space.low, space.high)]
+    return [(lo, hi, float(column.mean()), float(column.std()), float(column.min()), float(column.max()))
+            for lo, hi, column in zip(space.low, space.high, every.T)]
 

@@ -1,8 +1,8 @@
 """Real environments behind one small interface.
 
 Every source of training data (Memory Maze through its dm_env interface, MiniGrid, the colour grid
-of colour_grid.py, any Gymnasium env with image observations and discrete actions) is wrapped as a
-`RealEnv`:
+of colour_grid.py, dm_control suite tasks rendered to pixels, any Gymnasium env with image
+observations and discrete or Box actions) is wrapped as a `RealEnv`:
 
     env = make_env("memory-maze-9x9")
     step = env.reset(seed=3)          # Step(frame (64, 64, 3) uint8, reward, terminated, truncated, pose)
@@ -53,6 +53,8 @@ KNOWN_ENVS: dict[str, str] = {
     **{alias: f"{env_id} (egocentric RGB view)" for alias, env_id in MINIGRID_ALIASES.items()},
     "colour-grid": "a room of coloured floor cells seen north-up, moves shift the view by a cell "
                    "(colour_grid.py; options: colour-grid:room=16,tiles=256,view=8)",
+    "dmc:cartpole-swingup": "dm_control suite task from pixels, continuous actions (any dmc:DOMAIN-TASK; "
+                            "options: dmc:cartpole-swingup:repeat=4,camera=0)",
 }
 
 # maze_layout cell values. Policies treat any non-zero cell as enterable; TERMINAL marks cells whose
@@ -74,16 +76,81 @@ class RenderingError(EnvError):
 
 @dataclass(frozen=True)
 class ActionSpace:
-    """A discrete action space: actions are integers in [0, n)."""
+    """An env's actions, as datasets store them and the model takes them.
 
-    n: int
+    "discrete": integers in [0, n), stored (T,) int64. "box" (continuous): vectors of n float32
+    components, component i within [low[i], high[i]] (finite bounds), stored (T, n) float32.
+    """
+
+    n: int  # the number of discrete actions, or the dimension of a box action
     meanings: tuple[str, ...] = ()
+    kind: Literal["discrete", "box"] = "discrete"
+    low: tuple[float, ...] = ()  # box only
+    high: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "box" and not (len(self.low) == len(self.high) == self.n
+                                       and all(math.isfinite(v) for v in self.low + self.high)
+                                       and all(lo <= hi for lo, hi in zip(self.low, self.high))):
+            raise EnvError(f"a box action space needs {self.n} finite bounds low <= high, got low={self.low}, "
+                           f"high={self.high}")
+
+    @property
+    def continuous(self) -> bool:
+        return self.kind == "box"
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32) if self.continuous else np.dtype(np.int64)
+
+    @property
+    def step_shape(self) -> tuple[int, ...]:
+        """The shape of one step's action in a dataset: () or (n,)."""
+        return (self.n,) if self.continuous else ()
 
     def to_json(self) -> dict[str, Any]:
+        if self.continuous:
+            return {"type": "box", "shape": [self.n], "low": list(self.low), "high": list(self.high)}
         out: dict[str, Any] = {"type": "discrete", "n": self.n}
         if self.meanings:
             out["meanings"] = list(self.meanings)
         return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ActionSpace:
+        """The inverse of to_json (a manifest's `action_space`, already checked by the dataset reader)."""
+        if obj["type"] == "box":
+            return cls(int(obj["shape"][0]), kind="box", low=tuple(float(v) for v in obj["low"]),
+                       high=tuple(float(v) for v in obj["high"]))
+        return cls(int(obj["n"]), tuple(obj.get("meanings", ())))
+
+    @classmethod
+    def from_gymnasium(cls, space: Any, where: str) -> ActionSpace:
+        """Discrete(n) (any start: datasets store 0..n-1) or a finite 1-D Box; EnvError naming `where` else."""
+        from gymnasium import spaces
+
+        if isinstance(space, spaces.Discrete):
+            return cls(int(space.n))
+        if isinstance(space, spaces.Box) and len(space.shape) == 1 and np.all(np.isfinite(space.low)) \
+                and np.all(np.isfinite(space.high)):
+            return cls(int(space.shape[0]), kind="box", low=tuple(float(v) for v in space.low),
+                       high=tuple(float(v) for v in space.high))
+        raise EnvError(f"{where} has action space {space}; lssvwm takes Discrete(n) or a Box of one dimension "
+                       "with finite bounds")
+
+    def gymnasium(self) -> Any:
+        """This space as a Gymnasium space: Discrete(n) or Box(low, high, (n,), float32)."""
+        from gymnasium import spaces
+
+        if self.continuous:
+            return spaces.Box(np.array(self.low, np.float32), np.array(self.high, np.float32), dtype=np.float32)
+        return spaces.Discrete(self.n)
+
+    def sample(self, rng: np.random.Generator) -> int | np.ndarray:
+        """A uniformly random action."""
+        if self.continuous:
+            return rng.uniform(self.low, self.high).astype(np.float32)
+        return int(rng.integers(self.n))
 
 
 @dataclass(frozen=True)
@@ -115,7 +182,7 @@ class EnvSpec:
     """What a dataset needs to know about an env before any episode is collected."""
 
     name: str  # as the user wrote it
-    kind: Literal["memory-maze", "minigrid", "colour-grid", "gymnasium"]
+    kind: Literal["memory-maze", "minigrid", "colour-grid", "dm-control", "gymnasium"]
     target: str  # Memory Maze size ("9x9") or Gymnasium id
     action_space: ActionSpace
     pose_keys: tuple[str, ...] = ()  # per-step float32 arrays in Step.pose
@@ -139,7 +206,8 @@ class Step:
 
 
 class RealEnv(abc.ABC):
-    """A real environment with 64x64 RGB frames and discrete actions."""
+    """A real environment with 64x64 RGB frames; actions as its ActionSpace says (an int, or a
+    float32 vector for a box)."""
 
     spec: EnvSpec
 
@@ -156,7 +224,7 @@ class RealEnv(abc.ABC):
     def reset(self, seed: int) -> Step: ...
 
     @abc.abstractmethod
-    def step(self, action: int) -> Step: ...
+    def step(self, action: int | np.ndarray) -> Step: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -221,14 +289,14 @@ MEMORY_MAZE_NAVIGATION = Navigation(
 _RENDER_ERROR_PATTERN = re.compile(r"EGL|OSMesa|OpenGL|GLFW|glad|libGL|mjr_makeContext|MUJOCO_GL|display", re.I)
 
 
-def _rendering_error(exc: BaseException) -> RenderingError | None:
+def _rendering_error(exc: BaseException, what: str = "Memory Maze") -> RenderingError | None:
     """A RenderingError that tells the user what to install, when `exc` looks like a GL failure."""
     text = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
     if not _RENDER_ERROR_PATTERN.search(text):
         return None
     backend = os.environ.get("MUJOCO_GL", "")
     return RenderingError(
-        f"Memory Maze could not create its headless MuJoCo renderer (MUJOCO_GL={backend!r}): {text}\n"
+        f"{what} could not create its headless MuJoCo renderer (MUJOCO_GL={backend!r}): {text}\n"
         "Install the system libraries for EGL: sudo apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri\n"
         "or use the slower CPU renderer: sudo apt-get install libosmesa6 and set MUJOCO_GL=osmesa."
     )
@@ -385,7 +453,7 @@ def unknown_env_error(name: str, cause: BaseException | None = None) -> UnknownE
     why = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
     return UnknownEnvError(
         f"unknown env {name!r}{why}.\nKnown names:\n{known}\n"
-        "or any registered Gymnasium id with image observations and discrete actions "
+        "or any registered Gymnasium id with image observations and Discrete or 1-D Box actions "
         "(e.g. MiniGrid-DoorKey-8x8-v0; 'module:Id' imports the module that registers it)."
     )
 
@@ -513,38 +581,30 @@ def _image_key(space: Any) -> str | None:
 
 
 class GymnasiumImageEnv(RealEnv):
-    """Any Gymnasium env with image observations and a Discrete action space; no pose, no layout."""
+    """Any Gymnasium env with image observations and a Discrete or 1-D Box action space; no pose, no layout."""
 
     def __init__(self, base: Any):
         """base: an env from gymnasium.make (see make_env)."""
-        from gymnasium import spaces
-
         self._env = base
         env_id = base.spec.id if base.spec is not None else type(base.unwrapped).__name__
-        action_space = self._env.action_space
-        if not isinstance(action_space, spaces.Discrete):
-            self._env.close()
-            raise EnvError(f"{env_id!r} has action space {action_space}; lssvwm needs a Discrete one")
         try:
+            action_space = ActionSpace.from_gymnasium(self._env.action_space, repr(env_id))
             self._image_key = _image_key(self._env.observation_space)
         except EnvError as exc:
             self._env.close()
             raise EnvError(f"{env_id!r}: {exc}") from None
         # Datasets store actions as 0..n-1; Discrete(n, start=s) envs get s added back.
-        self._action_start = int(action_space.start)
-        self.spec = EnvSpec(
-            name=env_id,
-            kind="gymnasium",
-            target=env_id,
-            action_space=ActionSpace(int(action_space.n)),
-        )
+        self._action_start = 0 if action_space.continuous else int(self._env.action_space.start)
+        self.spec = EnvSpec(name=env_id, kind="gymnasium", target=env_id, action_space=action_space)
 
     def reset(self, seed: int) -> Step:
         obs, _ = self._env.reset(seed=int(seed))
         return Step(frame=self._frame(obs))
 
-    def step(self, action: int) -> Step:
-        obs, reward, terminated, truncated, _ = self._env.step(int(action) + self._action_start)
+    def step(self, action: int | np.ndarray) -> Step:
+        env_action = (np.asarray(action, np.float32) if self.spec.action_space.continuous
+                      else int(action) + self._action_start)
+        obs, reward, terminated, truncated, _ = self._env.step(env_action)
         return Step(self._frame(obs), float(reward), bool(terminated), bool(truncated))
 
     def _frame(self, obs: Any) -> np.ndarray:
@@ -553,6 +613,109 @@ class GymnasiumImageEnv(RealEnv):
 
     def close(self) -> None:
         self._env.close()
+
+
+# ----------------------------------------------------------------------------------- dm_control
+
+DMC_PREFIX = "dmc:"
+
+
+@dataclass(frozen=True)
+class DmControlConfig:
+    """`dmc:DOMAIN-TASK[:repeat=N,camera=C]`: a dm_control suite task seen through a camera."""
+
+    domain: str
+    task: str
+    repeat: int = 1  # env steps per action (the action repeated, rewards summed): larger moves per frame
+    camera: int = 0
+
+
+def parse_dmc_name(name: str) -> DmControlConfig:
+    """`dmc:cartpole-swingup:repeat=4,camera=0` -> DmControlConfig; UnknownEnvError naming what is wrong."""
+    body = name.removeprefix(DMC_PREFIX)
+    task_name, _, options = body.partition(":")
+    domain, sep, task = task_name.partition("-")
+    if not sep or not domain or not task:
+        raise UnknownEnvError(f"env {name!r}: expected dmc:DOMAIN-TASK, e.g. dmc:cartpole-swingup")
+    values: dict[str, int] = {}
+    for item in filter(None, options.split(",")):
+        key, sep, text = item.partition("=")
+        if not sep or key not in ("repeat", "camera") or not text.isdigit():
+            raise UnknownEnvError(f"env {name!r}: {item!r} is not repeat=N or camera=N")
+        values[key] = int(text)
+    if values.get("repeat", 1) < 1:
+        raise UnknownEnvError(f"env {name!r}: repeat must be >= 1")
+    return DmControlConfig(domain, task, **values)
+
+
+def _load_dmc(config: DmControlConfig, seed: int | None) -> Any:
+    os.environ.setdefault("MUJOCO_GL", "egl")  # as memory_maze does: only when the user chose none
+    from dm_control import suite
+
+    if (config.domain, config.task) not in suite.ALL_TASKS:
+        raise UnknownEnvError(f"dm_control has no task {config.domain}-{config.task}; tasks: "
+                              + ", ".join(f"{d}-{t}" for d, t in suite.ALL_TASKS))
+    return suite.load(config.domain, config.task, task_kwargs={"random": seed})
+
+
+def dmc_spec(name: str) -> EnvSpec:
+    config = parse_dmc_name(name)
+    env = _load_dmc(config, seed=0)
+    spec = env.action_spec()
+    action_space = ActionSpace(int(spec.shape[0]), kind="box", low=tuple(float(v) for v in spec.minimum),
+                               high=tuple(float(v) for v in spec.maximum))
+    env.close()
+    return EnvSpec(name=name, kind="dm-control", target=f"{config.domain}-{config.task}", action_space=action_space)
+
+
+class DmControlEnv(RealEnv):
+    """A dm_control suite task from pixels: the camera's view rendered at 64x64, box actions.
+
+    The suite's episodes end by their time limit (1,000 physics control steps): a truncation. As with
+    Memory Maze, a fresh task is built on every reset from the episode's seed, so that episode k is
+    the same whichever worker collects it.
+    """
+
+    def __init__(self, name: str):
+        self.config = parse_dmc_name(name)
+        self.spec = dmc_spec(name)
+        self._dm_env: Any = None
+
+    def reset(self, seed: int) -> Step:
+        self.close()
+        try:
+            self._dm_env = _load_dmc(self.config, seed)
+            self._dm_env.reset()
+            return Step(frame=self._render())
+        except EnvError:
+            raise
+        except Exception as exc:
+            rendering = _rendering_error(exc, "dm_control")
+            if rendering is not None:
+                raise rendering from exc
+            raise
+
+    def step(self, action: int | np.ndarray) -> Step:
+        if self._dm_env is None:
+            raise EnvError("call reset(seed) before step()")
+        reward = 0.0
+        for _ in range(self.config.repeat):
+            timestep = self._dm_env.step(np.asarray(action, np.float64))
+            reward += float(timestep.reward or 0.0)
+            if timestep.last():
+                break
+        # dm_env: discount 0 ends the episode for real, 1 is the time limit.
+        last, discount = timestep.last(), float(timestep.discount if timestep.discount is not None else 1.0)
+        return Step(self._render(), reward, terminated=last and discount == 0.0, truncated=last and discount != 0.0)
+
+    def _render(self) -> np.ndarray:
+        frame = self._dm_env.physics.render(height=FRAME_SIZE, width=FRAME_SIZE, camera_id=self.config.camera)
+        return resize_frame(np.asarray(frame, dtype=np.uint8))
+
+    def close(self) -> None:
+        if self._dm_env is not None:
+            self._dm_env.close()
+            self._dm_env = None
 
 
 # ----------------------------------------------------------------------------------- factories
@@ -570,6 +733,8 @@ def resolve_env(name: str) -> tuple[str, str]:
     from data_collection.colour_grid import is_colour_grid
     if is_colour_grid(name):
         return "colour-grid", name
+    if name.startswith(DMC_PREFIX):
+        return "dm-control", name
     return "gymnasium", name
 
 
@@ -585,6 +750,8 @@ def make_env(name: str, max_steps: int | None = None) -> RealEnv:
     if kind == "colour-grid":
         from data_collection.colour_grid import ColourGridEnv
         return ColourGridEnv(target)
+    if kind == "dm-control":
+        return DmControlEnv(target)
     base = _make_gymnasium(target)
     # MiniGrid ids (aliases or not) get the MiniGrid adapter with pose and layout.
     env: RealEnv = MiniGridEnv(base, max_steps) if _is_minigrid(base) else GymnasiumImageEnv(base)
@@ -601,6 +768,8 @@ def env_spec(name: str) -> EnvSpec:
     if kind == "colour-grid":
         from data_collection.colour_grid import spec_for
         return spec_for(target)
+    if kind == "dm-control":
+        return dmc_spec(target)
     with make_env(name) as env:
         return env.spec
 

@@ -3,7 +3,9 @@
 A world model learns memory only from trajectories that come back to places they have seen, so the
 navigating policies walk the maze on purpose:
 
-- `random`: uniform actions; works on every env.
+- `random`: uniform actions; works on every env, discrete or box. `random:momentum=0.9` keeps the
+  last action with that probability at each step (runs of one action, 1 / (1 - momentum) steps on
+  average): pushes that last long enough to move a cart or swing a pole.
 - `explore`: repeatedly picks a random reachable cell and walks the shortest path to it, with some
   noise (uniformly random actions, every action of the env), so paths cross and loop over the episode.
   `explore:wall_bump=0.3` also walks into the wall ahead with that probability at every step that
@@ -209,17 +211,35 @@ class ScriptedPolicy(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    def act(self, step: Step) -> int: ...
+    def act(self, step: Step) -> int | np.ndarray: ...
+
+
+@dataclass
+class RandomConfig:
+    momentum: float = 0.0  # probability of keeping the last action at a step (else a new uniform one)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.momentum < 1.0:
+            raise PolicySpecError(f"random: momentum must be in [0, 1), got {self.momentum}")
 
 
 class UniformRandomPolicy(ScriptedPolicy):
     name = "random"
+    CONFIG = RandomConfig
+
+    def __init__(self, spec: EnvSpec, config: RandomConfig | None = None):
+        super().__init__(spec)
+        self.config = config or RandomConfig()
 
     def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
         self.rng = rng
+        self.last: int | np.ndarray | None = None
 
-    def act(self, step: Step) -> int:
-        return int(self.rng.integers(self.spec.action_space.n))
+    def act(self, step: Step) -> int | np.ndarray:
+        # No draw for the momentum when it is 0, so datasets collected before it stay reproducible.
+        if self.last is None or self.config.momentum == 0 or self.rng.random() >= self.config.momentum:
+            self.last = self.spec.action_space.sample(self.rng)
+        return self.last
 
 
 def _walkable_layout(static: Mapping[str, np.ndarray], policy: str, avoid_terminal: bool) -> np.ndarray:
@@ -296,7 +316,7 @@ class ExplorePolicy(ScriptedPolicy):
         if self.config.wall_bump > 0 and self._faces_wall(pos, direction) and self.rng.random() < self.config.wall_bump:
             action = self.driver.nav.forward
         if self.rng.random() < self.config.action_noise:
-            action = int(self.rng.integers(self.spec.action_space.n))
+            action = int(self.spec.action_space.sample(self.rng))
         return int(action)
 
     def _next_path(self, step: Step, here: Cell) -> list[Cell] | None:

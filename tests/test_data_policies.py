@@ -206,7 +206,8 @@ def test_explore_seek_target_needs_an_env_that_reports_its_target():
     ("explore:wall_bump", "not field=value"),
     ("explore:wall_bump=lots", "wall_bump='lots' is not a number"),
     ("explore:wall_bump=1.5", "wall_bump must be in"),
-    ("random:wall_bump=0.2", "policy 'random' has no options"),
+    ("random:wall_bump=0.2", "not field=value with a field of random"),
+    ("random:momentum=1", "momentum must be in"),
 ])
 def test_policy_spec_errors_name_the_field(spec, message):
     spec_env = make_env("MiniGrid-MemoryS7-v0")
