@@ -505,6 +505,9 @@ class MomentumPolicy(_AbsoluteMoves):
 @dataclass
 class OutAndBackConfig:
     leg: int = 50  # steps out (a momentum walk), then as many back: revisit gaps from 0 to 2 * leg
+    # Each leg's length drawn uniformly from [min_leg, leg] (0: every leg `leg` steps long), so that one
+    # dataset holds revisits at every gap up to 2 * leg.
+    min_leg: int = 0
     turn: float = 0.2
     stay: float = 0.05
 
@@ -516,8 +519,8 @@ class WalkPhase:
 
 
 class OutAndBackPolicy(_AbsoluteMoves):
-    """Legs of `leg` steps out on a momentum walk, then back along the same cells in reverse order, to
-    the leg's start; then a new leg. A cell seen at step t of a leg is seen again 2 * (leg - t) steps
+    """Legs of `leg` steps (or a length drawn from [min_leg, leg]) out on a momentum walk, then back along
+    the same cells in reverse order, to the leg's start; then a new leg. A cell seen at step t of a leg is seen again 2 * (leg - t) steps
     later, from the same place: the distance knob of S4WM's hallways. Moves into the wall are left out
     (each step out moves or stays), so the way back retraces the way out exactly."""
 
@@ -530,6 +533,8 @@ class OutAndBackPolicy(_AbsoluteMoves):
         self.config = config or OutAndBackConfig()
         if self.config.leg < 1:
             raise PolicySpecError(f"out-and-back: leg must be >= 1, got {self.config.leg}")
+        if not 0 <= self.config.min_leg <= self.config.leg:
+            raise PolicySpecError(f"out-and-back: min_leg must be in [0, leg = {self.config.leg}], got {self.config.min_leg}")
         self.walk = MomentumConfig(turn=self.config.turn, stay=self.config.stay, wall_bump=0.0)
 
     def reset(self, first: Step, static: Mapping[str, np.ndarray], rng: np.random.Generator, max_steps: int) -> None:
@@ -537,13 +542,20 @@ class OutAndBackPolicy(_AbsoluteMoves):
         self.walkable = _walkable_layout(static, self.name, avoid_terminal=True)
         self.way_out: list[int] = []  # the actions of the leg so far
         self.way_back: list[int] = []
+        self.leg = self._leg_length()
+
+    def _leg_length(self) -> int:
+        if not self.config.min_leg:  # no draw, so that fixed legs keep their random stream
+            return self.config.leg
+        return int(self.rng.integers(self.config.min_leg, self.config.leg + 1))
 
     def act(self, step: Step) -> int:
         from data_collection.colour_grid import STAY
-        if not self.way_back and len(self.way_out) >= self.config.leg:
+        if not self.way_back and len(self.way_out) >= self.leg:
             # The reverse of every move, last first (north <-> south, east <-> west; stay stays).
             self.way_back = [a if a == STAY else (a + 1) % 4 + 1 for a in self.way_out]
             self.way_out = []
+            self.leg = self._leg_length()
         if self.way_back:
             self.annotations = {"walk_phase": WalkPhase.BACK}
             return self.way_back.pop()

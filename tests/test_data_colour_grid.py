@@ -133,3 +133,16 @@ def test_last_seen_gaps_count_frames_since_a_cell_was_in_view():
     # Back at x=5 after walking to x=8: the west column was last in view at frame 1 (x=5 at frame 1 shows
     # columns 1..8, and frames 2-6 no longer show map column 1).
     assert (gaps[7][:, 0] == 6).all()
+
+
+def test_out_and_back_legs_of_drawn_lengths_each_return_to_their_start():
+    frames, poses, phases, _, _ = run_policy("out-and-back:leg=40,min_leg=5", "colour-grid", 400, seed=2)
+    starts = np.flatnonzero(np.diff(phases) == -1) + 1  # back -> out: a leg ends where it began
+    legs = np.diff(np.concatenate([[0], starts]))
+    assert len(set(legs.tolist())) > 2 and legs.min() >= 2 * 5 and legs.max() <= 2 * 40
+    previous = 0
+    for start in starts:
+        assert np.array_equal(poses[previous], poses[start])
+        previous = start
+    with pytest.raises(PolicySpecError, match="min_leg"):
+        make_policy("out-and-back:leg=10,min_leg=20", env_spec("colour-grid"))
