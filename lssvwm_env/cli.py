@@ -11,7 +11,7 @@ import sys
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("data_collection.collect", "collect episodes from a real environment into a dataset"),
-    "data": ("data_collection.cli", "inspect and validate a dataset (info, validate)"),
+    "data": ("data_collection.cli", "inspect and validate a dataset (info, validate); Minari in and out"),
     "train": ("lssvwm_env.training.train", "train the world model (autoencoder, then dynamics)"),
     "bench": ("lssvwm_env.bench", "benchmarks that print figures (horizon, train, env)"),
     "distill": ("lssvwm_env.training.distill", "fewer denoising passes per imagined frame: distil the sampler"),
