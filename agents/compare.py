@@ -173,9 +173,9 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     baselines = Baselines(args.baselines_from, args.real_env, evaluation)
 
-    n_actions = env_spec(args.real_env).action_space.n
+    action_space = env_spec(args.real_env).action_space.gymnasium()
     rows.append(baselines.find("random", None) or Row(
-        "random", "-", 0, evaluate_in_real_env(RandomPolicy(n_actions, args.eval_seed), args.real_env, **evaluation)))
+        "random", "-", 0, evaluate_in_real_env(RandomPolicy(action_space, args.eval_seed), args.real_env, **evaluation)))
     print(f"random: {rows[-1].real.line()}")
 
     model_free_dir = Path(args.model_free_policy) if args.model_free_policy else trained_run(

@@ -36,7 +36,8 @@ REAL_ENV_OF_ID = {"LSSVWM-Memory-v0": "memory-maze-9x9", "LSSVWM-MiniGrid-v0": "
 class RealImageEnv(gymnasium.Env):
     """A real env with the imagined env's spaces.
 
-    Observation: the frame, Box(0, 255, (64, 64, 3), uint8). Action: Discrete(n), n from the env.
+    Observation: the frame, Box(0, 255, (64, 64, 3), uint8). Action: Discrete(n), n from the env, or
+    its Box (dm_control tasks: float32 (n,) within the env's bounds).
     Reward, termination: the real env's. Truncation: the real env's own limit (Memory Maze 9x9:
     1000 steps; MiniGrid-MemoryS13: 845) or `max_episode_steps`, whichever comes first.
     reset(seed=s) makes the episode reproducible (the maze/grid is built from a seed drawn from the
@@ -53,7 +54,7 @@ class RealImageEnv(gymnasium.Env):
         self.name, self.max_episode_steps, self.render_mode = name, max_episode_steps, render_mode
         self.real: RealEnv = make_env(name)
         self.observation_space = spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
-        self.action_space = spaces.Discrete(self.real.action_space.n)
+        self.action_space = self.real.action_space.gymnasium()
         self.frame: np.ndarray | None = None
         self.steps = 0
 
@@ -69,10 +70,14 @@ class RealImageEnv(gymnasium.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.frame is None:
             raise RuntimeError(f"{self.name}: call reset() before step()")
-        if not self.action_space.contains(action):
+        if self.real.action_space.continuous:
+            action = np.asarray(action, np.float32)
+            if not self.action_space.contains(action):
+                raise ValueError(f"action {action!r} is not in the action space {self.action_space} of {self.name}")
+        elif not self.action_space.contains(action):
             raise ValueError(f"action {action!r} is not in the action space Discrete({self.action_space.n}) of "
                              f"{self.name} (valid actions: 0..{self.action_space.n - 1})")
-        step = self.real.step(int(action))
+        step = self.real.step(action if self.real.action_space.continuous else int(action))
         self.frame = np.array(step.frame, dtype=np.uint8)
         self.steps += 1
         truncated = step.truncated or (self.max_episode_steps is not None and self.steps >= self.max_episode_steps)

@@ -47,11 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
 
 
-def policy_from_arg(spec: str, env_actions: int, seed: int, algo: str | None,
+def policy_from_arg(spec: str, action_space: Any, seed: int, algo: str | None,
                     device: str) -> tuple[Policy, str, dict[str, Any]]:
     """(policy, algo name, its run summary or {}) for --policy."""
     if spec == "random":
-        return RandomPolicy(env_actions, seed), "random", {}
+        return RandomPolicy(action_space, seed), "random", {}
     policy, algo = load_policy(spec, algo, device)
     run_dir = run_dir_of(spec)
     return policy, algo, read_summary(run_dir) if run_dir is not None else {}
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    policy, algo, summary = policy_from_arg(args.policy, env_spec(args.env).action_space.n, args.seed, args.algo,
-                                            args.device)
+    policy, algo, summary = policy_from_arg(args.policy, env_spec(args.env).action_space.gymnasium(), args.seed,
+                                            args.algo, args.device)
     record = args.video is not None
     # A policy that observes the world model's latent or features sees the real env through that model.
     obs_type = summary.get("settings", {}).get("obs_type", "pixels")

@@ -55,15 +55,19 @@ class Policy(Protocol):
 
 
 class RandomPolicy:
-    """Uniform random actions in Discrete(n), from its own seeded generator."""
+    """Uniform random actions in Discrete(n) (an int n) or a Box (uniform within its bounds), from
+    its own seeded generator."""
 
-    def __init__(self, num_actions: int, seed: int | None = None) -> None:
+    def __init__(self, action_space: int | spaces.Space, seed: int | None = None) -> None:
         self.observation_space = spaces.Box(0, 255, (64, 64, 3), np.uint8)
-        self.action_space = spaces.Discrete(num_actions)
+        self.action_space = spaces.Discrete(action_space) if isinstance(action_space, int) else action_space
         self.rng = np.random.default_rng(seed)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        if isinstance(self.action_space, spaces.Box):
+            space = self.action_space
+            return self.rng.uniform(space.low, space.high, (len(observation), *space.shape)).astype(space.dtype), None
         return self.rng.integers(self.action_space.n, size=len(observation)), None
 
 

@@ -146,6 +146,29 @@ class ActionSpace:
             return spaces.Box(np.array(self.low, np.float32), np.array(self.high, np.float32), dtype=np.float32)
         return spaces.Discrete(self.n)
 
+    def __str__(self) -> str:
+        return f"Box(low={list(self.low)}, high={list(self.high)})" if self.continuous else f"Discrete({self.n})"
+
+    def same_actions(self, other: ActionSpace) -> bool:
+        """Whether the two take the same actions (names aside)."""
+        return (self.kind, self.n, self.low, self.high) == (other.kind, other.n, other.low, other.high)
+
+    def problem(self, actions: np.ndarray) -> str | None:
+        """What keeps `actions` (any leading shape, then the step shape) from being actions of this
+        space, or None."""
+        if not self.continuous:
+            if actions.dtype.kind not in "iu":
+                return "must be integers"
+            if actions.size and (actions.min() < 0 or actions.max() >= self.n):
+                return f"holds values in [{actions.min()}, {actions.max()}], outside {self}"
+            return None
+        if actions.dtype.kind not in "fiu" or actions.shape[-1:] != (self.n,):
+            return f"must be numbers of shape (..., {self.n}) for {self}, got {actions.dtype} {actions.shape}"
+        outside = ~np.isfinite(actions) | (actions < np.float32(self.low)) | (actions > np.float32(self.high))
+        if outside.any():
+            return f"holds {int(outside.sum())} values outside {self} (first: {actions[np.nonzero(outside)][0]})"
+        return None
+
     def sample(self, rng: np.random.Generator) -> int | np.ndarray:
         """A uniformly random action."""
         if self.continuous:

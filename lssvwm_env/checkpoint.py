@@ -18,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from data_collection.envs import ActionSpace
 from lssvwm_env.config_io import ConfigError
 from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
 
@@ -103,6 +104,19 @@ def load_world_model(path: str | Path | None = None, device: str | torch.device 
                               f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
     apply_training_data(model, data.get("training_data"))
     return model.to(device).eval()
+
+
+def action_space(checkpoint_dir: Path, model: WorldModel) -> ActionSpace:
+    """The action space an env serving the checkpoint takes: its training data's (recorded since box
+    actions existed, bounds included), else Discrete(n) from the model config; a continuous model
+    without the record gets [-1, 1] bounds."""
+    record = (read_config(checkpoint_dir).get("training_data") or {}).get("action_space")
+    if record is not None:
+        return ActionSpace.from_json(record)
+    action = model.config.backbone.action
+    if action.kind == "continuous":
+        return ActionSpace(action.n, kind="box", low=(-1.0,) * action.n, high=(1.0,) * action.n)
+    return ActionSpace(action.n)
 
 
 def apply_training_data(model: WorldModel, record: dict | None) -> None:

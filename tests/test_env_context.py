@@ -17,6 +17,7 @@ from helpers import save_tiny_checkpoint
 import lssvwm_env  # noqa: F401  (registers the ids)
 from lssvwm_env.cli import main as lssvwm_main
 from lssvwm_env.envs import bench_env
+from data_collection.envs import ActionSpace
 from lssvwm_env.envs.context import CONTEXT_FILE, ContextError, write_context_file
 
 MINIGRID = "minigrid-fourrooms"  # 7 actions, fast
@@ -60,7 +61,7 @@ def test_reset_primes_on_held_out_dataset_episodes(minigrid_checkpoint, dataset,
     again, _ = env.reset(seed=0)
     assert np.array_equal(first, again)
     # a dataset of another env does not fit the model
-    with pytest.raises(ContextError, match=r"has 7 actions and frames of shape \(64, 64, 3\).*the model has 6"):
+    with pytest.raises(ContextError, match=r"has actions Discrete\(7\) and frames of shape \(64, 64, 3\).*the model has Discrete\(6\)"):
         gym.make("LSSVWM-Memory-v0", checkpoint=save_tiny_checkpoint(minigrid_checkpoint.parent / "six"),
                  dataset=dataset)
 
@@ -72,7 +73,7 @@ def test_random_start_primes_on_windows_from_anywhere_in_the_chosen_split(minigr
 
     data = Dataset.open(dataset)
     train = [data.load_episode(entry.index) for entry in data.episodes("train")]
-    source = DatasetEpisodes(dataset, 7, (64, 64, 3), split="train", start="random")
+    source = DatasetEpisodes(dataset, ActionSpace(7), (64, 64, 3), split="train", start="random")
     rng = np.random.default_rng(0)
     offsets = set()
     for frames, actions in source.draw(rng, 40, 3, full_reset=False):
@@ -93,7 +94,7 @@ def test_random_start_primes_on_windows_from_anywhere_in_the_chosen_split(minigr
     with pytest.raises(ContextError, match="context start 'middle' is not one of"):
         env.reset(options={"dataset": str(dataset), "start": "middle"})
     with pytest.raises(ContextError, match="dataset split 'test' is not one of"):
-        DatasetEpisodes(dataset, 7, (64, 64, 3), split="test")
+        DatasetEpisodes(dataset, ActionSpace(7), (64, 64, 3), split="test")
     with pytest.raises(ValueError, match="context_start='random' choose where in a dataset .* pass dataset=DIR"):
         gym.make("LSSVWM-MiniGrid-v0", checkpoint=minigrid_checkpoint, context_start="random")
 
@@ -149,7 +150,7 @@ def test_reset_primes_on_a_live_real_env_prefix(minigrid_checkpoint):
     with make_env(MINIGRID) as real:
         episode = rollout(real, make_policy("random", real.spec), int(rng.integers(2**31)), rng, max_steps=4)
     assert np.array_equal(obs, episode["frames"][3])
-    with pytest.raises(ContextError, match="real_env='memory-maze-9x9' has 6 actions .* the model has 7"):
+    with pytest.raises(ContextError, match=r"real_env='memory-maze-9x9' has actions Discrete\(6\) .* the model has Discrete\(7\)"):
         env.reset(options={"real_env": "memory-maze-9x9"})
 
 

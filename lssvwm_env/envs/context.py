@@ -33,11 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from data_collection.files import atomic_path
+from data_collection.envs import ActionSpace
 from lssvwm_env.training.data import input_actions
 
 CONTEXT_FILE = "context.npz"
 
-# (frames (T, H, W, 3) uint8, actions that led to them (T,) int64)
+# (frames (T, H, W, 3) uint8, actions that led to them: (T,) int64, or (T, n) float32 for a box)
 Context = tuple[np.ndarray, np.ndarray]
 
 
@@ -60,7 +61,8 @@ class ContextSource(abc.ABC):
 
 class EpisodeArrays(ContextSource):
     """Episodes held in memory: frames (E, T, H, W, 3) or (T, H, W, 3) uint8, actions (E, T) or (T,)
-    in dataset alignment (T - 1 actions are accepted: the last one is never used).
+    (a box: (E, T, n) or (T, n)) in dataset alignment (T - 1 actions are accepted: the last one is
+    never used).
 
     given: the caller's own real past (reset options). Every context is all T frames of an episode,
     whatever the env's `context=`, so the env continues after the last frame given (the state's size
@@ -69,7 +71,7 @@ class EpisodeArrays(ContextSource):
     an episode's first `length` frames, and a full reset starts from a random episode, then the
     following ones. Autoresets draw episodes at random."""
 
-    def __init__(self, frames: np.ndarray, actions: np.ndarray, num_actions: int,
+    def __init__(self, frames: np.ndarray, actions: np.ndarray, action_space: ActionSpace,
                  frame_shape: tuple[int, int, int], where: str = "reset options", given: bool = True) -> None:
         frames, actions = _array(frames, "frames", where), _array(actions, "actions", where)
         shown = f"'frames' {frames.dtype} {frames.shape} and 'actions' {actions.dtype} {actions.shape}"
@@ -82,29 +84,30 @@ class EpisodeArrays(ContextSource):
         if frames.shape[1] < 1:
             raise ContextError(f"{where}: 'frames' holds no frame, got {shown}")
         episodes, length = frames.shape[:2]
-        if actions.ndim != 2 or actions.shape[0] != episodes or actions.shape[1] not in (length, length - 1):
-            expected = (f"({length},) or ({length - 1},)" if one_episode
-                        else f"({episodes}, {length}) or ({episodes}, {length - 1})")
+        step = action_space.step_shape
+        if (actions.ndim != 2 + len(step) or actions.shape[0] != episodes or actions.shape[1] not in (length, length - 1)
+                or actions.shape[2:] != step):
+            expected = " or ".join(str((*lead, *step)) for lead in (
+                [(length,), (length - 1,)] if one_episode else [(episodes, length), (episodes, length - 1)]))
             raise ContextError(f"{where}: 'actions' must have shape {expected} to go with the frames (actions[t] "
                                f"taken after frames[t]), got {shown}")
-        if actions.dtype.kind not in "iu":
-            raise ContextError(f"{where}: 'actions' must be integers, got {shown}")
-        if actions.size and (actions.min() < 0 or actions.max() >= num_actions):
-            raise ContextError(f"{where}: 'actions' holds values in [{actions.min()}, {actions.max()}], outside "
-                               f"the model's action space Discrete({num_actions})")
+        problem = action_space.problem(actions)
+        if problem:
+            problem = problem.replace("outside ", "outside the model's action space ")
+            raise ContextError(f"{where}: 'actions' {problem}, got {shown}")
         if actions.shape[1] == length - 1:
-            actions = np.concatenate([actions, np.zeros((episodes, 1), actions.dtype)], axis=1)
-        self.frames, self.actions, self.given = frames, actions.astype(np.int64), given
+            actions = np.concatenate([actions, np.zeros((episodes, 1, *step), actions.dtype)], axis=1)
+        self.frames, self.actions, self.given = frames, actions.astype(action_space.dtype), given
 
     @staticmethod
-    def from_file(path: Path, num_actions: int, frame_shape: tuple[int, int, int]) -> EpisodeArrays:
+    def from_file(path: Path, action_space: ActionSpace, frame_shape: tuple[int, int, int]) -> EpisodeArrays:
         try:
             with np.load(path, allow_pickle=False) as data:
                 frames, actions = data["frames"], data["actions"]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             raise ContextError(f"{path}: cannot read the context episodes ({err}); rewrite it with "
                                "lssvwm_env.envs.context.write_context_file") from err
-        return EpisodeArrays(frames, actions, num_actions, frame_shape, where=str(path), given=False)
+        return EpisodeArrays(frames, actions, action_space, frame_shape, where=str(path), given=False)
 
     def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
         episodes = len(self.frames)
@@ -136,7 +139,7 @@ class DatasetEpisodes(ContextSource):
     (whole episodes are kept: a 500-step 64x64 episode holds 6 MB). Nothing is read again on
     autoresets."""
 
-    def __init__(self, dataset_dir: str | os.PathLike[str], num_actions: int, frame_shape: tuple[int, int, int],
+    def __init__(self, dataset_dir: str | os.PathLike[str], action_space: ActionSpace, frame_shape: tuple[int, int, int],
                  split: str = "eval", start: str = "first") -> None:
         from data_collection.dataset import SPLITS, Dataset, DatasetError
 
@@ -153,9 +156,9 @@ class DatasetEpisodes(ContextSource):
         if not self.indices:
             raise ContextError(f"dataset={str(dataset_dir)!r} has no '{split}' episodes to take context from")
         manifest = self.dataset.manifest
-        if manifest.num_actions != num_actions or tuple(manifest.obs_shape) != tuple(frame_shape):
-            raise ContextError(f"dataset={str(dataset_dir)!r} has {manifest.num_actions} actions and frames of shape "
-                               f"{tuple(manifest.obs_shape)} (env {manifest.env!r}), the model has {num_actions} and "
+        if not manifest.actions.same_actions(action_space) or tuple(manifest.obs_shape) != tuple(frame_shape):
+            raise ContextError(f"dataset={str(dataset_dir)!r} has actions {manifest.actions} and frames of shape "
+                               f"{tuple(manifest.obs_shape)} (env {manifest.env!r}), the model has {action_space} and "
                                f"{tuple(frame_shape)}: it was trained on another env")
         self.loaded: dict[tuple[int, int], Context] = {}  # start "first": (episode, length) -> context
         self.whole: dict[int, Context] = {}  # start "random": episode -> all its frames and input actions
@@ -187,7 +190,7 @@ class RealEnvPrefix(ContextSource):
     """The first frames of a fresh real episode under a scripted policy (default: random actions).
     The env is built once and reseeded for every context; Memory Maze costs seconds per reset."""
 
-    def __init__(self, env_name: str, num_actions: int, frame_shape: tuple[int, int, int],
+    def __init__(self, env_name: str, action_space: ActionSpace, frame_shape: tuple[int, int, int],
                  policy: str = "random") -> None:
         from data_collection.envs import FRAME_SHAPE, EnvError, make_env
         from data_collection.policies import PolicySpecError, make_policy
@@ -197,10 +200,10 @@ class RealEnvPrefix(ContextSource):
             self.policy = make_policy(policy, self.env.spec)
         except (EnvError, PolicySpecError) as err:
             raise ContextError(f"real_env={env_name!r}: {err}") from err
-        if self.env.action_space.n != num_actions or FRAME_SHAPE != tuple(frame_shape):
+        if not self.env.action_space.same_actions(action_space) or FRAME_SHAPE != tuple(frame_shape):
             self.env.close()
-            raise ContextError(f"real_env={env_name!r} has {self.env.action_space.n} actions and frames of shape "
-                               f"{FRAME_SHAPE}, the model has {num_actions} and {tuple(frame_shape)}: it was "
+            raise ContextError(f"real_env={env_name!r} has actions {self.env.action_space} and frames of shape "
+                               f"{FRAME_SHAPE}, the model has {action_space} and {tuple(frame_shape)}: it was "
                                "trained on another env")
 
     def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
@@ -217,7 +220,7 @@ class RealEnvPrefix(ContextSource):
         self.env.close()
 
 
-def context_from_options(options: dict, num_actions: int, frame_shape: tuple[int, int, int]) -> ContextSource | None:
+def context_from_options(options: dict, action_space: ActionSpace, frame_shape: tuple[int, int, int]) -> ContextSource | None:
     """The source a reset's options ask for, or None: {"frames", "actions"} arrays (primed whole),
     {"dataset": DIR [, "split": "eval"|"train", "start": "first"|"random"]} or {"real_env": NAME[,
     "policy": NAME]}."""
@@ -231,12 +234,12 @@ def context_from_options(options: dict, num_actions: int, frame_shape: tuple[int
     if "frames" in options or "actions" in options:
         if not ("frames" in options and "actions" in options):
             raise ContextError("reset options need both 'frames' and 'actions' (actions[t] taken after frames[t])")
-        return EpisodeArrays(options["frames"], options["actions"], num_actions, frame_shape)
+        return EpisodeArrays(options["frames"], options["actions"], action_space, frame_shape)
     if "dataset" in options:
-        return DatasetEpisodes(options["dataset"], num_actions, frame_shape, options.get("split", "eval"),
+        return DatasetEpisodes(options["dataset"], action_space, frame_shape, options.get("split", "eval"),
                                options.get("start", "first"))
     if "real_env" in options:
-        return RealEnvPrefix(options["real_env"], num_actions, frame_shape, options.get("policy", "random"))
+        return RealEnvPrefix(options["real_env"], action_space, frame_shape, options.get("policy", "random"))
     return None
 
 
@@ -244,7 +247,7 @@ def write_context_file(checkpoint_dir: str | os.PathLike[str], dataset_dir: str 
                        episodes: int = 8, frames: int = 64) -> Path:
     """Ship real context with a checkpoint: the first `frames` frames (and actions, dataset
     alignment) of `episodes` held-out episodes of the dataset, as CHECKPOINT/context.npz with
-    frames (E, T, 64, 64, 3) uint8 and actions (E, T) int64. Episodes shorter than `frames` are
+    frames (E, T, 64, 64, 3) uint8 and actions (E, T) int64 (a box: (E, T, n) float32). Episodes shorter than `frames` are
     skipped. Returns the file's path."""
     from data_collection.dataset import Dataset
 
@@ -260,5 +263,5 @@ def write_context_file(checkpoint_dir: str | os.PathLike[str], dataset_dir: str 
     path = checkpoint_dir / CONTEXT_FILE
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, frames=np.stack([ep["frames"][:frames] for ep in loaded]),
-                            actions=np.stack([ep["actions"][:frames] for ep in loaded]).astype(np.int64))
+                            actions=np.stack([ep["actions"][:frames] for ep in loaded]))
     return path

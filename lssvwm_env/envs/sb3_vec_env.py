@@ -12,7 +12,6 @@ from typing import Any, Sequence
 
 import gymnasium
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
@@ -33,7 +32,7 @@ class LSSVWMSB3VecEnv(VecEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
         self.render_mode = render_mode
-        super().__init__(num_envs, self.core.single_observation_space, spaces.Discrete(self.core.num_actions))
+        super().__init__(num_envs, self.core.single_observation_space, self.core.action_space.gymnasium())
         self.actions: np.ndarray | None = None
 
     def reset(self) -> VecEnvObs:

@@ -30,11 +30,13 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from lssvwm_env.checkpoint import (DEFAULT_CHECKPOINT, MINIGRID_CHECKPOINT, load_world_model,
-                                   resolve_checkpoint_dir)
+from lssvwm_env.checkpoint import DEFAULT_CHECKPOINT, MINIGRID_CHECKPOINT
+from lssvwm_env.checkpoint import action_space as checkpoint_action_space
+from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
 from lssvwm_env.envs.context import (CONTEXT_FILE, ContextError, ContextSource, DatasetEpisodes, EpisodeArrays,
                                      RealEnvPrefix, context_from_options)
 from lssvwm_env.models.state import WorldModelState
+from lssvwm_env.training.data import check_imagination_batch
 
 RENDER_FPS = 15
 MAX_EPISODE_STEPS = 1000  # LSSVWM-Memory-v0's step limit (lssvwm_env/__init__.py): a Memory Maze 9x9 episode
@@ -143,16 +145,15 @@ class ImaginedBatch:
         self.checkpoint_dir = resolve_checkpoint_dir(options.checkpoint)
         self.model = load_world_model(self.checkpoint_dir, options.device)
         config = self.model.config
-        if config.backbone.action.kind != "discrete":
-            raise ValueError(f"{self.checkpoint_dir}: the model takes continuous actions; the env serves "
-                             "discrete ones only")
+        check_imagination_batch(config.backbone.action, num_envs, f"{self.checkpoint_dir}: num_envs={num_envs}")
         backbone = self.model.backbone.config
         if backbone.use_attention and backbone.attention.cache_frames() is None:
             raise ValueError(f"{self.checkpoint_dir}: variant {config.variant!r} attends to all past frames, so "
                              "its state grows with every step; the env needs a bounded state (causal_window)")
         self.num_envs, self.context, self.max_episode_steps = num_envs, context, max_episode_steps
         self.sampling_steps = sampling_steps
-        self.num_actions = config.backbone.action.n
+        # Discrete(n), or a Box with the training data's bounds (checkpoint.action_space)
+        self.action_space = checkpoint_action_space(self.checkpoint_dir, self.model)
         size = config.autoencoder.image_size
         self.frame_shape = (size, size, 3)
         self.obs_type = options.obs_type
@@ -161,12 +162,12 @@ class ImaginedBatch:
 
         self.source: ContextSource | None = None
         if options.dataset is not None:
-            self.source = DatasetEpisodes(options.dataset, self.num_actions, self.frame_shape, options.dataset_split,
+            self.source = DatasetEpisodes(options.dataset, self.action_space, self.frame_shape, options.dataset_split,
                                           options.context_start)
         elif options.real_env is not None:
-            self.source = RealEnvPrefix(options.real_env, self.num_actions, self.frame_shape)
+            self.source = RealEnvPrefix(options.real_env, self.action_space, self.frame_shape)
         elif (self.checkpoint_dir / CONTEXT_FILE).exists():
-            self.source = EpisodeArrays.from_file(self.checkpoint_dir / CONTEXT_FILE, self.num_actions,
+            self.source = EpisodeArrays.from_file(self.checkpoint_dir / CONTEXT_FILE, self.action_space,
                                                   self.frame_shape)
 
         self.np_random = np.random.default_rng()
@@ -213,7 +214,7 @@ class ImaginedBatch:
             self.noise_seeded = True
 
     def set_source(self, options: dict[str, Any] | None) -> None:
-        source = context_from_options(dict(options or {}), self.num_actions, self.frame_shape)
+        source = context_from_options(dict(options or {}), self.action_space, self.frame_shape)
         if source is not None:
             if self.source is not None:
                 self.source.close()
@@ -262,8 +263,16 @@ class ImaginedBatch:
         self.steps[envs] = 0
 
     # ---- step ----------------------------------------------------------------------------------
+    @property
+    def num_actions(self) -> int:
+        """The number of discrete actions (or a box's dimension)."""
+        return self.action_space.n
+
     def check_actions(self, actions: Any, ignore: np.ndarray | None = None) -> np.ndarray:
-        """actions (N,) integers in [0, n); entries where `ignore` is True are not used (set to 0)."""
+        """actions (N,) integers in [0, n), or (N, n) float32 inside a box's bounds; entries where
+        `ignore` is True are not used (set to 0)."""
+        if self.action_space.continuous:
+            return self.check_box_actions(actions, ignore)
         array = np.asarray(actions)
         if array.shape != (self.num_envs,):
             raise ValueError(f"expected {self.num_envs} actions (one per env), got shape {array.shape}: {actions!r}")
@@ -279,6 +288,20 @@ class ImaginedBatch:
             where = f"actions[{bad[0]}] = {array[bad[0]]}" if self.num_envs > 1 else f"action {array[0]}"
             raise ValueError(f"{where} is not in the action space Discrete({self.num_actions}) "
                              f"(valid actions: 0..{self.num_actions - 1})")
+        return array
+
+    def check_box_actions(self, actions: Any, ignore: np.ndarray | None) -> np.ndarray:
+        space = self.action_space
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs, space.n):
+            raise ValueError(f"expected actions of shape ({self.num_envs}, {space.n}) (one per env) in {space}, got "
+                             f"shape {array.shape}: {actions!r}")
+        array = array.astype(np.float32)
+        if ignore is not None:
+            array = np.where(ignore[:, None], 0.0, array).astype(np.float32)
+        problem = space.problem(array)
+        if problem:
+            raise ValueError(f"actions {array.tolist()} are not in the action space: the array {problem}")
         return array
 
     @torch.no_grad()
@@ -335,7 +358,7 @@ class LSSVWMVectorEnv(VectorEnv):
     returns its first observation.
 
     Observations: the generated frames, (N, 64, 64, 3) uint8. Actions: (N,) in Discrete(n), n from the
-    model config. Rewards and termination: predicted; truncation: `max_episode_steps`.
+    model config; for a model of continuous actions (N, n) in the Box of its training data's bounds. Rewards and termination: predicted; truncation: `max_episode_steps`.
     Keyword arguments: the fields of ImaginedEnvOptions. reset(seed=) seeds the choice of context episodes and the
     sampling noise (the same seed and actions give the same frames); reset(options=) takes a context
     source ({"frames", "actions"} / {"dataset"[, "split", "start"]} / {"real_env"}) and Gymnasium's
@@ -354,7 +377,7 @@ class LSSVWMVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_observation_space = self.core.single_observation_space
-        self.single_action_space = spaces.Discrete(self.core.num_actions)
+        self.single_action_space = self.core.action_space.gymnasium()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.needs_reset = np.zeros(num_envs, dtype=bool)
@@ -408,7 +431,7 @@ class LSSVWMEnv(gymnasium.Env):
     """One imagined env: the batch of one of LSSVWMVectorEnv's core.
 
     Observation: the generated frame, Box(0, 255, (64, 64, 3), uint8). Action: Discrete(n) from the
-    model config. Reward and termination: predicted by the model; truncation: `max_episode_steps`
+    model config, or the Box of a continuous model's training data (float32 (n,), the real env's bounds). Reward and termination: predicted by the model; truncation: `max_episode_steps`
     (gym.make's max_episode_steps= adds Gymnasium's TimeLimit instead). render_mode "rgb_array"
     returns the frame; "human" shows it in a pygame window. Keyword arguments: the fields of ImaginedEnvOptions.
     reset(options={"frames": (T, H, W, 3) uint8, "actions": (T,) or (T - 1,)}) primes on all T frames
@@ -425,7 +448,7 @@ class LSSVWMEnv(gymnasium.Env):
         self.core = ImaginedBatch(1, options)
         self.render_mode = render_mode
         self.observation_space = self.core.single_observation_space
-        self.action_space = spaces.Discrete(self.core.num_actions)
+        self.action_space = self.core.action_space.gymnasium()
         self.viewer = None
 
     def reset(self, *, seed: int | None = None,
@@ -439,9 +462,13 @@ class LSSVWMEnv(gymnasium.Env):
         return self.core.observations()[0], {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if np.ndim(action) != 0 and np.shape(action) != (1,):
+        space = self.core.action_space
+        if space.continuous:
+            if np.shape(action) != (space.n,):
+                raise ValueError(f"action {action!r} is not in the action space {space}: expected shape ({space.n},)")
+        elif np.ndim(action) != 0 and np.shape(action) != (1,):
             raise ValueError(f"action {action!r} is not in the action space Discrete({self.core.num_actions})")
-        observations, rewards, terminated, truncated = self.core.step(np.reshape(action, (1,)))
+        observations, rewards, terminated, truncated = self.core.step(np.reshape(action, (1, *space.step_shape)))
         if self.render_mode == "human":
             self.render()
         return observations[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), {}

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from data_collection.files import atomic_path
-from lssvwm_env.models.conditioning import NO_ACTION
+from lssvwm_env.models.conditioning import NO_ACTION, ActionConfig
 
 
 def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict[str, np.ndarray]]:
@@ -27,17 +27,39 @@ def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> li
     return [dataset.load_episode(e.index) for e in tqdm(entries, desc=f"load {split}", leave=False)]
 
 
+def no_action(actions: np.ndarray) -> np.ndarray:
+    """(1, ...) the action "before" an episode's first frame, as `actions` (T,) or (T, n) holds actions:
+    NO_ACTION for discrete ones; a zero vector for box (continuous) ones, which have no spare value."""
+    if actions.ndim == 2:
+        return np.zeros((1, actions.shape[1]), np.float32)
+    return np.array([NO_ACTION], np.int64)
+
+
 def input_actions(actions: np.ndarray) -> np.ndarray:
-    """Dataset actions (actions[t] taken after frame t) -> the action that led to each frame, as the
-    model is conditioned: NO_ACTION for the first frame."""
-    return np.concatenate([[NO_ACTION], actions[:-1]]).astype(np.int64)
+    """Dataset actions, (T,) int64 or (T, n) float32 for a box (actions[t] taken after frame t) -> the
+    action that led to each frame, as the model is conditioned: `no_action` for the first frame."""
+    actions = np.asarray(actions)
+    return np.concatenate([no_action(actions), actions[:-1]]).astype(no_action(actions).dtype)
+
+
+def check_imagination_batch(action: ActionConfig, batch: int, where: str) -> None:
+    """ValueError unless the model can imagine `batch` frames at once with its actions.
+
+    WorldModel.generate_latent and imagine_step reshape the action with view(-1, 1), one number per
+    env: a continuous action imagines correctly only as one env of one dimension until they take
+    (B, n) actions (a change in lssvwm_env/models/world_model.py, asked for in issue 37)."""
+    if action.kind == "continuous" and (batch > 1 or action.n > 1):
+        raise ValueError(f"{where}: a model of continuous actions ({action.n} dimension(s)) imagines one env of "
+                         f"one action dimension at a time for now, asked for {batch} at once (the model's "
+                         "imagine step reshapes actions to one number per env: lssvwm_env/models/world_model.py)")
 
 
 @dataclass
 class LatentCache:
     """Every frame of a split as standardised latents, episodes concatenated.
 
-    latents: (N, h, w, C) float32; actions_in: (N,) action that led to each frame; rewards_in,
+    latents: (N, h, w, C) float32; actions_in: (N,) int64 or (N, n) float32 (box), the action that led
+    to each frame; rewards_in,
     terminated_in: (N,) reward/termination of the transition into each frame (0 at episode starts);
     offsets: (E + 1,) where episode e is [offsets[e], offsets[e+1]). An episode with a final_frame
     has T + 1 frames here: the last one is the outcome of its last action (its reward, its end).
@@ -67,7 +89,7 @@ class LatentCache:
 
         return {
             "latents": padded(self.latents, 0.0),
-            "actions": padded(self.actions_in, NO_ACTION),
+            "actions": padded(self.actions_in, 0.0 if self.actions_in.is_floating_point() else NO_ACTION),
             "rewards": padded(self.rewards_in, 0.0),
             "terminated": padded(self.terminated_in, False),
             "has_transition": (torch.arange(start, start + length) > 0) & valid,
@@ -84,13 +106,13 @@ class LatentCache:
 
 
 def model_aligned(ep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A dataset episode as the model sees it, per frame: frames (N, H, W, 3), actions_in (N,) (the
-    action that led to each frame), rewards_in and terminated_in (N,) (of the transition into each
+    """A dataset episode as the model sees it, per frame: frames (N, H, W, 3), actions_in (N,) or (N, n)
+    (the action that led to each frame), rewards_in and terminated_in (N,) (of the transition into each
     frame; 0 at the first). With the observation after the last action, N = T + 1 and the episode's
     last transition (its end, MiniGrid's only reward) is kept; without it N = T and it is dropped."""
     frames, actions = ep["frames"], ep["actions"]
     if "final_frame" in ep:
-        frames, actions = np.concatenate([frames, ep["final_frame"][None]]), np.append(actions, NO_ACTION)
+        frames, actions = np.concatenate([frames, ep["final_frame"][None]]), np.concatenate([actions, no_action(actions)])
     transitions = len(frames) - 1
     return {"frames": frames, "actions_in": input_actions(actions),
             "rewards_in": np.concatenate([[0.0], ep["rewards"][:transitions]]).astype(np.float32),

@@ -27,8 +27,8 @@ from lssvwm_env.models.heads import training_data_record
 from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
 from lssvwm_env.presets import PRESETS, preset
 from lssvwm_env.training.config import TrainConfig
-from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cache, load_split, sample_frames,
-                                      step_generator)
+from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cache, check_imagination_batch, load_split,
+                                      sample_frames, step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
 from data_collection.colour_grid import is_colour_grid
@@ -440,6 +440,8 @@ class Trainer:
         self.eval_lengths = self.fit_evaluation(eval_episodes)
         self.training_data = training_data_record(np.concatenate([ep["rewards"] for ep in train_episodes]),
                                                   np.concatenate([ep["terminated"] for ep in train_episodes]))
+        # The env serves the data's action space, bounds and all (checkpoint.action_space).
+        self.training_data["action_space"] = Dataset.open(self.data_dir).manifest.action_space
         apply_training_data(self.model, self.training_data)
         if not (self.run_dir / "checkpoint").exists():
             self.save()  # step 0: a run always has a checkpoint to resume from
@@ -525,7 +527,11 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args.preset, args.overrides)
         # The action space comes from the data, whatever the preset says.
         from data_collection.dataset import Dataset
-        config.model.backbone.action.n = Dataset.open(args.data).manifest.num_actions
+        actions = Dataset.open(args.data).manifest.actions
+        config.model.backbone.action.kind = "continuous" if actions.continuous else "discrete"
+        config.model.backbone.action.n = actions.n
+        check_imagination_batch(config.model.backbone.action, config.dynamics_training.eval_episodes,
+                                "dynamics_training.eval_episodes (held-out rollouts imagine that many episodes at once)")
         if args.threads:
             config.threads = args.threads
         if config.threads:

@@ -1,0 +1,88 @@
+"""Continuous actions end to end on tiny real data: a dm_control task from pixels, trained with the
+model's `continuous` action kind, served as an env whose Box is the real env's, which passes
+Gymnasium's and SB3's checkers; a random policy in the real task acts in the same Box."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import lssvwm_env  # noqa: F401  (registers the ids)
+from lssvwm_env.cli import main as lssvwm
+
+ENV = "dmc:cartpole-swingup:repeat=4"
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(dataset, run): 3 episodes of 16 steps, and the tiny preset trained on them."""
+    root = tmp_path_factory.mktemp("cartpole")
+    data, run = root / "data", root / "run"
+    assert lssvwm(["collect", "--env", ENV, "--policy", "random:momentum=0.8", "--episodes", "3", "--steps", "16",
+                   "--out", str(data), "--seed", "2", "--quiet"]) == 0
+    assert lssvwm(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--threads", "1"]) == 0
+    return data, run
+
+
+def test_training_takes_the_continuous_kind_and_records_the_box(cartpole_run):
+    _, run = cartpole_run
+    config = json.loads((run / "checkpoint" / "config.json").read_text())
+    assert config["model"]["backbone"]["action"] == {"kind": "continuous", "n": 1}
+    assert config["training_data"]["action_space"] == {"type": "box", "shape": [1], "low": [-1.0], "high": [1.0]}
+    metrics = json.loads((run / "checkpoint" / "training.json").read_text())["metrics"][-1]
+    assert np.isfinite(metrics["one_step_psnr"]) and np.isfinite(metrics["one_step_psnr_last_frame"])
+
+
+def test_the_imagined_env_serves_the_real_box_and_passes_the_checkers(cartpole_run):
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    data, run = cartpole_run
+    env = gym.make("lssvwm_env:LSSVWM-Memory-v0", checkpoint=str(run), dataset=str(data), context=4,
+                   max_episode_steps=6)
+    assert env.action_space == gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    obs, _ = env.reset(seed=0)
+    rewards = []
+    for action in (-1.0, 0.0, 1.0):
+        obs, reward, terminated, truncated, _ = env.step(np.array([action], np.float32))
+        assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+        rewards.append(reward)
+    assert np.isfinite(rewards).all()
+    with pytest.raises(ValueError, match=r"outside Box\(low=\[-1.0\], high=\[1.0\]\)"):
+        env.step(np.array([1.5], np.float32))
+    with pytest.raises(ValueError, match=r"expected shape \(1,\)"):
+        env.step(np.array([0.1, 0.2], np.float32))
+    env.close()
+
+
+def test_one_env_at_a_time_until_the_model_imagines_batches_of_box_actions(cartpole_run):
+    from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
+
+    data, run = cartpole_run
+    with pytest.raises(ValueError, match="imagines one env of one action dimension at a time"):
+        LSSVWMSB3VecEnv(num_envs=2, checkpoint=str(run), dataset=str(data))
+    venv = LSSVWMSB3VecEnv(num_envs=1, checkpoint=str(run), dataset=str(data), context=4, max_episode_steps=3)
+    assert venv.action_space == gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    venv.reset()
+    ends = []
+    for _ in range(3):
+        _, _, dones, infos = venv.step(np.array([[0.5]], np.float32))
+        ends += [infos[0]["terminal_observation"].shape for done in dones if done]
+    assert ends and ends[-1] == (64, 64, 3)  # the step limit, if the model did not end the episode first
+    venv.close()
+
+
+def test_random_policy_in_the_real_task_acts_in_its_box():
+    from agents.episodes import evaluate_in_real_env
+    from agents.policies import RandomPolicy
+    from data_collection.envs import env_spec
+
+    space = env_spec(ENV).action_space.gymnasium()
+    result = evaluate_in_real_env(RandomPolicy(space, seed=0), ENV, episodes=2, max_steps=5, seed=0, num_envs=1)
+    assert len(result.returns) == 2 and np.isfinite(result.mean_return) and result.mean_return > 0
