@@ -27,6 +27,7 @@ import contextlib
 import datetime
 import os
 import re
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -286,6 +287,7 @@ def export_minari(data_dir: Path, out: Path, dataset_id: str | None = None,
     dataset = Dataset.open(data_dir)
     manifest = dataset.manifest
     dataset_id = dataset_id or default_dataset_id(data_dir)
+    out = Path(out).resolve()  # Minari joins a relative root to its own paths twice
     try:
         minari.dataset.minari_dataset.parse_dataset_id(dataset_id)
     except Exception as exc:
@@ -322,10 +324,14 @@ def export_minari(data_dir: Path, out: Path, dataset_id: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
     with _datasets_root(out), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Minari asks for an author, a code link, an eval env
-        created = minari.create_dataset_from_buffers(
-            dataset_id, buffers, observation_space=spaces.Box(0, 255, tuple(manifest.obs_shape), np.uint8),
-            action_space=manifest.actions.gymnasium(), algorithm_name=manifest.policy,
-            description=f"lssvwm dataset {data_dir} (env {manifest.env}, policy {manifest.policy}), exported by "
-                        "`lssvwm data export-minari`", jpeg_encoding=False)
-        created.storage.update_metadata({MANIFEST_KEY: stored})
+        try:
+            created = minari.create_dataset_from_buffers(
+                dataset_id, buffers, observation_space=spaces.Box(0, 255, tuple(manifest.obs_shape), np.uint8),
+                action_space=manifest.actions.gymnasium(), algorithm_name=manifest.policy,
+                description=f"lssvwm dataset {data_dir} (env {manifest.env}, policy {manifest.policy}), exported by "
+                            "`lssvwm data export-minari`", jpeg_encoding=False)
+            created.storage.update_metadata({MANIFEST_KEY: stored})
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)  # no half-written dataset for minari to find
+            raise
     return dataset_id

@@ -111,16 +111,16 @@ def test_export_opens_in_minari_and_imports_back_without_loss(minigrid_retrace, 
     _same_dataset(minigrid_retrace, back)
 
 
-def test_continuous_actions_round_trip(tmp_path, minari_root):
-    data = tmp_path / "cartpole"
+def test_continuous_actions_round_trip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as users type them
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "minari")
     assert lssvwm(["collect", "--env", "dmc:cartpole-swingup:repeat=4", "--policy", "random:momentum=0.5",
-                   "--episodes", "2", "--steps", "6", "--out", str(data), "--quiet"]) == 0
-    assert lssvwm(["data", "export-minari", str(data), "--out", str(minari_root)]) == 0
+                   "--episodes", "2", "--steps", "6", "--out", "cartpole", "--quiet"]) == 0
+    assert lssvwm(["data", "export-minari", "cartpole", "--out", "minari"]) == 0
     exported = minari.load_dataset("lssvwm/cartpole-v0")
     assert exported.action_space == gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-    back = tmp_path / "back"
-    assert lssvwm(["data", "import-minari", "lssvwm/cartpole-v0", "--out", str(back)]) == 0
-    _same_dataset(data, back)
+    assert lssvwm(["data", "import-minari", "lssvwm/cartpole-v0", "--out", "back"]) == 0
+    _same_dataset(Path("cartpole"), Path("back"))
 
 
 def test_other_observations_are_rendered_by_replaying_their_env(minari_root, tmp_path, capsys):
