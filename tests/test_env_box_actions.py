@@ -86,3 +86,23 @@ def test_random_policy_in_the_real_task_acts_in_its_box():
     space = env_spec(ENV).action_space.gymnasium()
     result = evaluate_in_real_env(RandomPolicy(space, seed=0), ENV, episodes=2, max_steps=5, seed=0, num_envs=1)
     assert len(result.returns) == 2 and np.isfinite(result.mean_return) and result.mean_return > 0
+
+
+def test_ppo_trains_a_gaussian_policy_in_the_imagined_env(cartpole_run, tmp_path):
+    from stable_baselines3.common.distributions import DiagGaussianDistribution
+
+    from agents.policies import load_policy
+    from agents.train_ppo import main as train_ppo
+
+    data, run = cartpole_run
+    out = tmp_path / "ppo"
+    assert train_ppo(["--env", "LSSVWM-Memory-v0", "--checkpoint", str(run), "--real-env", ENV,
+                      "--context-dataset", str(data), "--context-split", "train", "--context-start", "random",
+                      "--context", "4", "--max-episode-steps", "8", "--num-envs", "1", "--n-steps", "32",
+                      "--batch-size", "16", "--timesteps", "32", "--eval-episodes", "1", "--eval-max-steps", "4",
+                      "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    policy, _ = load_policy(out)
+    assert policy.action_space == gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    assert isinstance(policy.policy.action_dist, DiagGaussianDistribution)
+    final = json.loads((out / "summary.json").read_text())["final_eval"]
+    assert final["episodes"] == 1 and final["env"] == ENV and np.isfinite(final["mean_return"])
