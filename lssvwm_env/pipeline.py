@@ -71,8 +71,9 @@ class Scale:
     preset: str = "cpu"
     train_overrides: list[str] = field(default_factory=lambda: [
         "autoencoder_training.iterations=300",
-        'dynamics_training.curriculum=[{"window": 30, "iterations": 150, "batch_size": 4}, '
-        '{"window": 100, "iterations": 20, "batch_size": 2}]',
+        # Clean-context steps (the presets' recipe) cost two passes: half the steps of diffusion forcing.
+        'dynamics_training.curriculum=[{"window": 30, "iterations": 75, "batch_size": 4}, '
+        '{"window": 100, "iterations": 10, "batch_size": 2}]',
         "dynamics_training.eval_every=50"])
 
 

@@ -32,8 +32,9 @@ def test_bench_names_an_unknown_field_and_a_device_it_cannot_use(capsys):
 def test_bench_train_counts_the_fused_attention_and_the_objective(capsys):
     """The FLOPs include the fused CPU attention kernel (PyTorch's counter gives it 0), and the
     clean-context objective costs about twice a diffusion-forcing step."""
-    with_attention = bench(capsys)
-    without = bench(capsys, "--set", "model.backbone.use_attention=false")
+    df = ("--set", "dynamics_training.objective=diffusion_forcing")  # the presets train clean-context
+    with_attention = bench(capsys, *df)
+    without = bench(capsys, *df, "--set", "model.backbone.use_attention=false")
     window, tokens, d_model = 8, 64, 32  # tiny: 8 frames of 8 x 8 tokens, attention over up to 4 frames
     assert with_attention["gflop_per_step"] - without["gflop_per_step"] > 2 * 2 * window * tokens * 2 * tokens * d_model / 1e9
     clean = bench(capsys, "--set", "dynamics_training.objective=clean_context")

@@ -131,8 +131,15 @@ def next_frame_parts(model, episodes: list[dict[str, np.ndarray]], env_config: C
         predicted = model.decode(model.predict_each_next(model.initial_state(1), latents, actions, generator=generator,
                                                          sampling_steps=config.sampling_steps))[0].cpu().numpy()
         reconstructed = model.decode(latents)[0].cpu().numpy()
-        parts.append((predicted[1:], frames[1:], classes[1:], gaps[1:], frames[:-1], reconstructed[:-1]))
+        parts.append((predicted[1:], frames[1:], classes[1:], gaps[1:], frames[:-1], reconstructed[:-1],
+                      moved(ep["agent_pos"])[1:]))
     return parts
+
+
+def moved(agent_pos: np.ndarray) -> np.ndarray:
+    """(T,) bool: the agent stands in another cell than a frame before (False for frame 0)."""
+    cells = np.floor(agent_pos).astype(np.int64)
+    return np.concatenate([[False], (cells[1:] != cells[:-1]).any(axis=1)])
 
 
 @torch.no_grad()
@@ -155,14 +162,19 @@ def generation_parts(model, episodes: list[dict[str, np.ndarray]], env_config: C
         gaps = last_seen_gaps(ep["agent_pos"][:need], ep["maze_layout"], env_config)[span]
         last = np.broadcast_to(ep["frames"][config.context - 1], (config.generate, *ep["frames"].shape[1:]))
         parts.append((rollouts.generated[i].numpy(), rollouts.truth[i].numpy(), classes, gaps,
-                      np.ascontiguousarray(last), rollouts.reconstructed[i].numpy()))
+                      np.ascontiguousarray(last), rollouts.reconstructed[i].numpy(), moved(ep["agent_pos"][:need])[span]))
     return parts
 
 
 def summarise_parts(mode: str, parts: list[tuple], window: int, env_config: ColourGridConfig) -> dict | None:
     if not parts:
         return None
-    predicted, truth, classes, gaps, previous, reconstructed = (np.concatenate(x) for x in zip(*parts))
+    predicted, truth, classes, gaps, previous, reconstructed, shifted = (np.concatenate(x) for x in zip(*parts))
+    correct = classify_cells(predicted, env_config) == classes
+    seen = gaps == 1
+    seen[:, env_config.view // 2, env_config.view // 2] = False
+    by_action = {name: float(correct[frames][seen[frames]].mean()) if seen[frames].any() else None
+                 for name, frames in (("moved", shifted), ("unchanged", ~shifted))}
     return {
         "frames": len(predicted),
         "psnr": frame_psnr(predicted, truth),
@@ -172,6 +184,9 @@ def summarise_parts(mode: str, parts: list[tuple], window: int, env_config: Colo
         ("last_frame_through_autoencoder_psnr" if mode == "next_frame" else "autoencoder_ceiling_psnr"):
             frame_psnr(reconstructed, truth),
         "bins": score_bins(predicted, truth, classes, gaps, previous, window, env_config),
+        # The cells in view a frame before, after a move that shifted the view and after one that did
+        # not (stay, or a bump into the wall): the shift and the copy.
+        "previous_frame_by_action": by_action,
     }
 
 
