@@ -2,7 +2,7 @@
 standard errors: agents.compare's table and figure for two rows (the random and the imagined agent),
 without its model-free baseline.
 
-    python docs/minari/agents.py --policy runs/cartpole-ppo --real-env dmc:cartpole-swingup:repeat=4 \
+    python docs/minari/agent_vs_random.py --policy runs/cartpole-ppo --real-env dmc:cartpole-swingup:repeat=4 \
         --dataset data/dmc-cartpole --episodes 20 --out docs/minari/agents
 
 Writes OUT/comparison.md, OUT/comparison.png and OUT/results.json.
