@@ -293,7 +293,7 @@ def plot(rows: list[Row], real_env: str, path: Path) -> None:
             means.append(row.in_model.mean_return)
             stds.append(row.in_model.std_return)
             colors.append("tab:orange")
-    fig, ax = plt.subplots(figsize=(1.9 * len(labels) + 1, 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(labels) + 1), 4))  # room for the title
     ax.bar(range(len(labels)), means, yerr=stds, color=colors, capsize=4)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel("episode return (mean ± std)")
