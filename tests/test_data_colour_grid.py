@@ -133,6 +133,13 @@ def test_last_seen_gaps_count_frames_since_a_cell_was_in_view():
     # Back at x=5 after walking to x=8: the west column was last in view at frame 1 (x=5 at frame 1 shows
     # columns 1..8, and frames 2-6 no longer show map column 1).
     assert (gaps[7][:, 0] == 6).all()
+    # Generation: the model was shown frames 0-2 only (x = 5, 5, 6: map columns 1-9); what the frames
+    # after showed, it drew itself.
+    shown = last_seen_gaps(poses, layout, config, shown=3)
+    assert np.array_equal(shown[:4], gaps[:4])
+    assert (gaps[4][:, 6] == 1).all() and np.isinf(shown[4][:, 6]).all()  # map column 10: first in view at frame 3
+    assert (shown[7][:, 0] == 6).all()  # map column 1: last shown at frame 1
+    assert (gaps[7][:, 7] == 1).all() and (shown[7][:, 7] == 5).all()  # map column 8: last shown at frame 2
 
 
 def test_out_and_back_legs_of_drawn_lengths_each_return_to_their_start():

@@ -10,8 +10,8 @@ import torch
 
 from data_collection.dataset import Dataset
 from lssvwm_env.cli import main as lssvwm
-from lssvwm_env.evaluation.ablations import (ABLATIONS, DEFAULT_VARIANTS, binned_scores, equal_cost_causal_window,
-                                            plan_budget, scale_curriculum)
+from lssvwm_env.evaluation.ablations import (ABLATIONS, DEFAULT_VARIANTS, WINDOW_BIN_CELLS, binned_scores,
+                                            equal_cost_causal_window, plan_budget, scale_curriculum)
 from lssvwm_env.models.backbone import VARIANTS
 
 
@@ -145,3 +145,35 @@ def test_eval_ablations_trains_seeds_at_equal_flops_evaluates_and_resumes(minigr
     assert lssvwm(command) == 0
     assert "--resume" in capsys.readouterr().out
     assert (state.stat().st_mtime_ns, evaluated.stat().st_mtime_ns) == before
+
+
+def test_eval_ablations_on_the_colour_grid_scores_cells_per_bin(tmp_path):
+    data = tmp_path / "cg"
+    assert lssvwm(["collect", "--env", "colour-grid", "--policy", "out-and-back:leg=20", "--episodes", "3",
+                   "--steps", "80", "--out", str(data), "--quiet"]) == 0
+    out = tmp_path / "ablations"
+    assert lssvwm(["eval", "ablations", "--data", str(data), "--out", str(out), "--preset", "tiny",
+                   "--variants", "ours", "local_attn", "--seeds", "0", "1", "--iterations", "2",
+                   "--context", "20", "--generate", "40", "--episodes", "1", "--split", "train", "--videos", "0",
+                   "--sampling-steps", "1", "--threads", "1"]) == 0
+    memory = json.loads((out / "results.json").read_text())
+    for name in ("ours", "local_attn"):
+        row = memory["variants"][name]
+        per_seed = [json.loads((out / "eval" / name / f"seed{s}" / "cells.json").read_text()) for s in (0, 1)]
+        assert per_seed[0]["generation"]["frames"] == 40 and per_seed[0]["settings"]["context"] == 20
+        # Every frame bin of the memory benchmark also says how many of its cells were drawn right,
+        # pooled over the cell bins that make it up, per seed and their mean.
+        for bin_name, cell_bins in WINDOW_BIN_CELLS.items():
+            pooled = []
+            for cells in per_seed:
+                bins = [cells["generation"]["bins"][b] for b in cell_bins if cells["generation"]["bins"][b]["cells"]]
+                n = sum(b["cells"] for b in bins)
+                pooled.append(sum(b["cell_accuracy"] * b["cells"] for b in bins) / n if n else None)
+            assert row[bin_name]["cell_accuracy_seeds"] == pytest.approx(pooled)
+        all_cells = row["all"]
+        assert all_cells["cells"] == 40 * (8 * 8 - 1)
+        assert all_cells["cell_accuracy"] == pytest.approx(sum(all_cells["cell_accuracy_seeds"]) / 2)
+        assert row["cells"]["generation"]["self_copy"]["all"] is not None
+        assert set(row["cells"]["next_frame"]["bins"]) == set(row["cells"]["generation"]["bins"])
+    assert "Cell accuracy, generated from the actions alone" in (out / "ablations.md").read_text()
+    assert (out / "cell_accuracy_vs_gap.png").stat().st_size > 10_000

@@ -9,7 +9,7 @@ import pytest
 from data_collection.colour_grid import parse_env_name, true_cell_classes
 from data_collection.dataset import Dataset
 from lssvwm_env.cli import main as lssvwm
-from lssvwm_env.evaluation.grid_cells import gap_bins, last_seen_gaps, score_bins
+from lssvwm_env.evaluation.grid_cells import gap_bins, last_seen_gaps, score_bins, self_copy
 
 CONFIG = parse_env_name("colour-grid")
 
@@ -41,6 +41,24 @@ def test_perfect_and_copied_predictions_score_as_they_must(grid_data):
     for name, b in copied.items():
         assert b["cell_accuracy"] == perfect[name]["last_frame_cell_accuracy"]
     assert copied["previous_frame"]["cell_accuracy"] < 0.9
+    # Painted cells are scored apart too (bare floor is what a model that remembers nothing draws).
+    painted = [b for b in perfect.values() if b["tile_cells"]]
+    assert painted and all(b["tile_cell_accuracy"] == 1.0 and b["tile_cells"] <= b["cells"] for b in painted)
+
+
+def test_self_copy_scores_a_frame_against_the_models_own_frame_before(grid_data):
+    ep, _, _ = arrays(grid_data)
+    frames, poses = ep["frames"][:40], ep["agent_pos"][:40]
+    # Real frames agree with themselves wherever two consecutive views overlap.
+    real = self_copy(frames, poses, CONFIG)
+    assert real.shape == (39, 8, 8) and np.nanmin(real) == 1.0
+    assert np.isnan(real[:, 4, 4]).all()  # the agent's own cell is left out
+    # A frame drawn wrong once is scored against the wrong frame: the next true frame disagrees with it
+    # and the frame after agrees again.
+    wrong = frames.copy()
+    wrong[10] = 255 - wrong[10]
+    scores = self_copy(wrong, poses, CONFIG)
+    assert np.nanmean(scores[9]) < 0.5 and np.nanmean(scores[10]) < 0.5 and np.nanmin(scores[11]) == 1.0
 
 
 def test_train_logs_and_eval_cells_writes_cell_accuracy(grid_data, tmp_path):
@@ -55,6 +73,11 @@ def test_train_logs_and_eval_cells_writes_cell_accuracy(grid_data, tmp_path):
                    "--context", "20", "--generate", "30", "--out", str(out)]) == 0
     result = json.loads((out / "cells.json").read_text())
     assert result["generation"]["frames"] == 30 and result["next_frame"]["frames"] == 79
+    assert set(result["generation"]["self_copy"]) == {"all", "moved", "unchanged"}
+    # Generation counts gaps from the 20 context frames shown: no cell was shown one frame before the
+    # frames from the second on.
+    generated_bins = result["generation"]["bins"]
+    assert generated_bins["previous_frame"]["cells"] <= 8 * 8 - 1
     bins = result["next_frame"]["bins"]
     assert sum(b["cells"] for b in bins.values()) == 79 * (8 * 8 - 1)
     assert 0 <= result["autoencoder_cell_accuracy"] <= 1

@@ -52,8 +52,12 @@ ABLATIONS: dict[str, Ablation] = {
     "causal_window": Ablation("causal attention, window at ours' inference cost (no SSM)",
                               ("model.variant=causal_attn",)),
     "no_long_context": Ablation("ours without long-context training", ("model.diffusion.long_context_prob=0",)),
+    # The heads' half-lives spread over 1 to 1,000 frames and kept as floors: trained freely, every
+    # head's fell under a few frames (docs/memory-ablation).
+    "ours_floor": Ablation("ours with SSM half-life floors of 1 to 1,000 frames",
+                           ("model.backbone.ssm.half_life_frames=[1,1000]", "model.backbone.ssm.half_life_floor=true")),
 }
-# The issue's and the paper's comparison; `ssm` and `no_long_context` run when named.
+# The issue's and the paper's comparison; `ssm`, `no_long_context` and `ours_floor` run when named.
 DEFAULT_VARIANTS = ("ours", "local_attn", "ssm_only", "block1", "causal_full", "causal_window")
 _MADE = {o.split("=", 1)[1] for a in ABLATIONS.values() for o in a.overrides if o.startswith("model.variant=")}
 assert set(VARIANTS) <= _MADE | {"ours"}, "every backbone variant needs an ablation entry"
@@ -247,6 +251,8 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
     """Train and evaluate every variant and seed; writes ablations.json / results.json / .md / .png."""
     import torch
 
+    from data_collection.colour_grid import is_colour_grid
+    from data_collection.dataset import Dataset
     from lssvwm_env.checkpoint import load_world_model
     from lssvwm_env.cli import main as lssvwm
     from lssvwm_env.evaluation.memory import evaluate_memory
@@ -260,6 +266,7 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = plan_budget(preset_name, variants, iterations, causal_window, common, log)
     window = ours_window(preset_name, common)
+    grid = is_colour_grid(Dataset.open(eval_data or data_dir).manifest.env)  # scored cell by cell too
     for name in variants:
         for seed in seeds:
             run_dir = out_dir / "runs" / name / f"seed{seed}"
@@ -280,6 +287,9 @@ def run_ablations(data_dir: Path, out_dir: Path, preset_name: str, variants: lis
             probe = eval_dir / "next_frame.json"
             if not probe.exists() or not _probe_current(json.loads(probe.read_text()), steps):
                 write_next_frame_probe(run_dir, eval_data or data_dir, eval_config, window, probe, steps, log)
+            cells = eval_dir / "cells.json"
+            if grid and (not cells.exists() or json.loads(cells.read_text()).get("dynamics_steps") != steps):
+                write_cell_scores(run_dir, eval_data or data_dir, eval_dir, cells, steps, log)
         first = out_dir / "runs" / name / f"seed{seeds[0]}"
         if (first / "checkpoint").exists():
             measure_cost(first, out_dir / "eval" / name / "cost.json")
@@ -311,6 +321,22 @@ def write_next_frame_probe(run_dir: Path, data_dir: Path, eval_config, window: i
     write_json_atomic(path, {**result, "dynamics_steps": steps})
     log(f"next frame by revisit gap: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in result["bins"].items()
                                                     if v["psnr"] is not None))
+
+
+def write_cell_scores(run_dir: Path, data_dir: Path, eval_dir: Path, path: Path, steps: int, log=print) -> None:
+    """cells.json: on colour-grid data, every generated cell scored by its class (grid_cells.py), on
+    the memory benchmark's episodes, context and generated frames (its metrics.json), and every frame
+    from its real past."""
+    from data_collection.files import write_json_atomic
+    from lssvwm_env.checkpoint import load_world_model
+    from lssvwm_env.evaluation.grid_cells import GridCellsConfig, evaluate_grid_cells, summary_lines
+
+    s = json.loads((eval_dir / "metrics.json").read_text())["settings"]
+    config = GridCellsConfig(episodes=s["episodes"], context=s["context"], generate=s["generate"],
+                             split=s["split"], sampling_steps=s["sampling_steps"], seed=s["seed"])
+    result = evaluate_grid_cells(load_world_model(run_dir), data_dir, config)
+    write_json_atomic(path, {**result, "dynamics_steps": steps})
+    log("cells: " + "\n  ".join(summary_lines(result)))
 
 
 def _probe_current(probe: dict, steps: int) -> bool:
@@ -381,6 +407,7 @@ def collect_results(out_dir: Path, data_dir: Path, eval_data: Path | None, prese
                 "parameters": m["checkpoint"]["parameters"],
                 "bins": binned_scores(m, window),
                 "next_frame": json.loads(probe.read_text()) if probe.exists() else None,
+                "cells": json.loads((eval_dir / "cells.json").read_text()) if (eval_dir / "cells.json").exists() else None,
                 "metrics": {k: m[k] for k in ("psnr", "ssim", "lpips", "ceiling", "baselines", "splits", "settings",
                                               "timing")} | {"data": {k: m["data"][k] for k in (
                                                   "env", "policy", "split", "evaluated_episodes")}},
@@ -448,6 +475,12 @@ def memory_results(results: dict) -> dict:
                                     **dict(zip(("psnr", "psnr_spread"), _mean_spread([c[b]["psnr"] for c in cells]))),
                                     "psnr_seeds": [c[b]["psnr"] for c in cells]}
                                 for b in cells[0]}
+            cells = [s["cells"] for s in seeds if s.get("cells")]
+            if cells:
+                row["cells"] = cell_results(cells)
+                for bin_name, cell_bins in WINDOW_BIN_CELLS.items():
+                    if bin_name in row:
+                        row[bin_name].update(pooled_cell_accuracy(cells, "generation", cell_bins))
             row["one_step_psnr"], row["one_step_psnr_spread"] = _mean_spread([s["one_step_psnr"] for s in seeds])
             row["one_step_psnr_last_frame"] = seeds[0]["one_step_psnr_last_frame"]
             if not out["yardsticks"]:  # the same frames for every variant: take them once
@@ -462,14 +495,66 @@ def memory_results(results: dict) -> dict:
     return out
 
 
+# The memory benchmark's frame bins, by the gap since the view was last seen, as the cell bins of
+# grid_cells.py that make them up (a cell's gap counts from the last frame that showed that cell).
+WINDOW_BIN_CELLS = {"revisit_within_window": ("previous_frame", "within_window"),
+                    "revisit_window_to_3x_window": ("window_to_3x",),
+                    "revisit_beyond_3x_window": ("3x_to_10x", "beyond_10x"), "novel": ("never_seen",),
+                    "all": ("previous_frame", "within_window", "window_to_3x", "3x_to_10x", "beyond_10x", "never_seen")}
+
+
+def pooled_cell_accuracy(per_seed: list[dict], mode: str, cell_bins: tuple[str, ...]) -> dict:
+    """Cell accuracy over the cells of several bins of cells.json (one per seed): mean, max - min and
+    each seed's, and the last real frame repeated on the same cells."""
+    def pooled(cells: dict, key: str) -> float | None:
+        bins = [cells[mode]["bins"][b] for b in cell_bins if cells[mode]["bins"][b]["cells"]]
+        n = sum(b["cells"] for b in bins)
+        return sum(b[key] * b["cells"] for b in bins) / n if n else None
+
+    values = [pooled(c, "cell_accuracy") for c in per_seed if c.get(mode)]
+    mean, spread = _mean_spread(values)
+    return {"cell_accuracy": mean, "cell_accuracy_spread": spread, "cell_accuracy_seeds": values,
+            "cells": sum(per_seed[0][mode]["bins"][b]["cells"] for b in cell_bins) if per_seed[0].get(mode) else 0,
+            "last_frame_cell_accuracy": pooled(per_seed[0], "last_frame_cell_accuracy") if per_seed[0].get(mode) else None}
+
+
+def cell_results(per_seed: list[dict]) -> dict:
+    """results.json's `cells` of a variant: per mode (generation, next_frame) and cell bin, cell
+    accuracy (all cells, and the painted ones) mean and spread over seeds; the copy of the model's own
+    frames in generation."""
+    out = {"autoencoder_cell_accuracy": _mean_spread([c["autoencoder_cell_accuracy"] for c in per_seed])[0]}
+    for mode in ("generation", "next_frame"):
+        if not per_seed[0].get(mode):
+            continue
+        bins = {}
+        for name, first in per_seed[0][mode]["bins"].items():
+            cell = {"cells": first["cells"], "tile_cells": first.get("tile_cells"),
+                    "last_frame_cell_accuracy": first["last_frame_cell_accuracy"]}
+            for key in ("cell_accuracy", "tile_cell_accuracy"):
+                values = [c[mode]["bins"][name].get(key) for c in per_seed]
+                cell[key], cell[f"{key}_spread"] = _mean_spread(values)
+                cell[f"{key}_seeds"] = values
+            bins[name] = cell
+        out[mode] = {"bins": bins, "psnr": _mean_spread([c[mode]["psnr"] for c in per_seed])[0],
+                     "last_frame_psnr": per_seed[0][mode]["last_frame_psnr"]}
+        if "self_copy" in per_seed[0][mode]:
+            out[mode]["self_copy"] = {k: _mean_spread([c[mode]["self_copy"][k] for c in per_seed])[0]
+                                      for k in per_seed[0][mode]["self_copy"]}
+    return out
+
+
 def write_reports(out_dir: Path, results: dict) -> None:
     from lssvwm_env.evaluation import plots
 
     memory = json.loads((out_dir / "results.json").read_text())
-    (out_dir / "ablations.md").write_text(ablation_table(results) + "\n" + gap_table(memory))
+    cells = any(row.get("cells") for row in memory["variants"].values())
+    (out_dir / "ablations.md").write_text(ablation_table(results) + "\n" + gap_table(memory)
+                                          + ("\n" + cell_table(memory) if cells else ""))
     if any("metrics" in e for e in results["variants"].values()):
         plots.plot_ablations(results, out_dir / "ablations.png")
         plots.plot_ablation_gaps(results, out_dir, out_dir / "psnr_vs_gap.png")
+    if cells:
+        plots.plot_cell_accuracy_gaps(results, memory["window"], out_dir / "cell_accuracy_vs_gap.png")
     if all(str(results["seeds"][0]) in (results["variants"].get(v) or {}).get("seeds", {}) for v in FILMSTRIP):
         revisit_filmstrip(out_dir, results, out_dir / "revisit.png")
 
@@ -619,3 +704,50 @@ def gap_table(memory: dict) -> str:
                                                       for b in bins) + " |")
         lines.append("| *frames* | " + " | ".join(str((some.get(b) or {}).get("frames", "–")) for b in bins) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_cell(cell: dict | None, key: str = "cell_accuracy") -> str:
+    """A table cell: mean accuracy over seeds, ± half their range when there are several."""
+    cell = cell or {}
+    if cell.get(key) is None:
+        return "–"
+    spread = cell.get(f"{key}_spread")
+    return f"{cell[key]:.3f}" + (f" ± {spread / 2:.3f}" if spread else "")
+
+
+def cell_table(memory: dict) -> str:
+    """Cell accuracy by the gap since each cell was last shown (colour grid), in generation and from
+    the real past, with the last real frame repeated on the same cells."""
+    from lssvwm_env.evaluation.grid_cells import gap_bins as cell_bins
+
+    w = memory["window"]
+    names = list(cell_bins(w))
+    titles = ["previous frame", f"2-{w}", f"{w + 1}-{3 * w}", f"{3 * w + 1}-{10 * w}", f"> {10 * w}", "never seen"]
+    lines = []
+    for mode, what in (("generation", "generated from the actions alone after the real context (gaps count from "
+                                      "the last context frame that showed the cell)"),
+                       ("next_frame", "every frame from its real past")):
+        rows = {name: row["cells"][mode] for name, row in memory["variants"].items()
+                if (row.get("cells") or {}).get(mode)}
+        if not rows:
+            continue
+        lines += [f"Cell accuracy, {what}; painted cells alone in brackets where the load leaves bare floor:", "",
+                  "| variant | " + " | ".join(titles) + (" | own frame copied |" if mode == "generation" else " |"),
+                  "|---|" + "---:|" * (len(names) + (mode == "generation"))]
+        for name, r in rows.items():
+            cells = []
+            for b in names:
+                cell = r["bins"][b]
+                text = _accuracy_cell(cell)
+                if cell.get("tile_cells") and cell.get("tile_cells") < cell["cells"]:
+                    text += f" ({_accuracy_cell(cell, 'tile_cell_accuracy')})"
+                cells.append(text)
+            own = f" | {_fmt((r.get('self_copy') or {}).get('all'), 3)}" if mode == "generation" else ""
+            lines.append(f"| {name} | " + " | ".join(cells) + own + " |")
+        first = next(iter(rows.values()))
+        lines.append("| *last frame* | " + " | ".join(_fmt(first["bins"][b]["last_frame_cell_accuracy"], 3)
+                                                   for b in names) + (" | |" if mode == "generation" else " |"))
+        lines.append("| *cells* | " + " | ".join(str(first["bins"][b]["cells"]) for b in names)
+                     + (" | |" if mode == "generation" else " |"))
+        lines.append("")
+    return "\n".join(lines)

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ablations.add_argument("--preset", default="cpu", choices=("tiny", "cpu", "paper"))
     ablations.add_argument("--variants", nargs="+", default=None, metavar="VARIANT",
                            help="ours local_attn ssm_only block1 causal_full causal_window (the default), "
-                                "ssm, no_long_context")
+                                "ssm, no_long_context, ours_floor")
     ablations.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED",
                            help="training seeds per variant (default 0); figures are their mean and spread")
     ablations.add_argument("--iterations", type=int, default=None,

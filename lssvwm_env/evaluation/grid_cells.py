@@ -14,6 +14,10 @@ each predicted frame is labelled by when the trajectory last had that map cell i
 Two ways to predict (`MODES`): `next_frame`, every frame from the real frames before it
 (WorldModel.predict_each_next); `generation`, the real context, then frames from the actions alone
 (WorldModel.imagine, as the env does), where a revisit beyond the window can only be drawn from memory.
+In generation the model is shown the context only, so gaps count from the last context frame that
+showed a cell; a cell first seen after the context is never_seen however often the model drew it.
+What the model keeps of its own drawings is `self_copy`: each generated frame's cells against the
+class the model's frame before gave the same map cell.
 Scores per bin: cell accuracy and PSNR over the cells' pixels, beside the yardstick of the last real
 frame repeated (its cell at the same place in the view) and, for the frame as a whole, next-frame PSNR
 beside the previous frame repeated, directly and through the autoencoder. The agent's own cell (the
@@ -28,8 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from data_collection.colour_grid import (ColourGridConfig, PALETTE, classify_cells, parse_env_name, true_cell_classes,
-                                         view_cells)
+from data_collection.colour_grid import (FLOOR, WALL_CELL, ColourGridConfig, PALETTE, classify_cells, parse_env_name,
+                                         true_cell_classes, view_cells)
 
 MODES = ("next_frame", "generation")
 
@@ -51,9 +55,12 @@ def gap_bins(window: int) -> dict[str, tuple[float, float]]:
             "never_seen": (math.inf, math.inf)}
 
 
-def last_seen_gaps(agent_pos: np.ndarray, maze_layout: np.ndarray, config: ColourGridConfig) -> np.ndarray:
+def last_seen_gaps(agent_pos: np.ndarray, maze_layout: np.ndarray, config: ColourGridConfig,
+                   shown: int | None = None) -> np.ndarray:
     """(T, view, view) float: for each frame and view cell, frames since the map cell it shows was last
-    in view (1: the frame before); inf when no earlier frame showed it. agent_pos: (T, 2)."""
+    in view of a frame the model was shown (1: the frame before); inf when none showed it. agent_pos:
+    (T, 2). shown: only the first `shown` frames count as shown (generation: the real context; the
+    frames after it are the model's own drawings, which show it nothing); None: all."""
     pad = config.view
     last = np.full((maze_layout.shape[0] + 2 * pad, maze_layout.shape[1] + 2 * pad), -np.inf)
     xs, ys = view_cells(agent_pos, config)
@@ -61,8 +68,31 @@ def last_seen_gaps(agent_pos: np.ndarray, maze_layout: np.ndarray, config: Colou
     for t in range(len(agent_pos)):
         rows, cols = ys[t] + pad, xs[t] + pad
         gaps[t] = t - last[rows, cols]
-        last[rows, cols] = t
+        if shown is None or t < shown:
+            last[rows, cols] = t
     return gaps
+
+
+def self_copy(predicted: np.ndarray, agent_pos: np.ndarray, config: ColourGridConfig) -> np.ndarray:
+    """(T - 1, view, view) float: for each predicted frame after the first, whether each cell is drawn
+    in the class the frame before drew the same map cell in (1.0 or 0.0); NaN where the frame before
+    did not show it or showed the agent on it. What a generated frame copies of the model's own last
+    frame, right or wrong: drift, apart from what the model could not know."""
+    classes = classify_cells(predicted, config).astype(np.int64)
+    pad = config.view
+    xs, ys = view_cells(agent_pos, config)
+    centre = config.view // 2
+    out = np.full((len(predicted) - 1, config.view, config.view), np.nan)
+    for t in range(1, len(predicted)):
+        drawn = np.full((pad * 2 + int(ys.max()) + 1, pad * 2 + int(xs.max()) + 1), -1, dtype=np.int64)
+        before = classes[t - 1].copy()
+        before[centre, centre] = -1  # under the agent's sprite
+        drawn[ys[t - 1] + pad, xs[t - 1] + pad] = before
+        previous = drawn[ys[t] + pad, xs[t] + pad]
+        known = previous >= 0
+        known[centre, centre] = False
+        out[t - 1][known] = (classes[t] == previous)[known]
+    return out
 
 
 def cell_psnr(squared_error_sum: float, pixels: int) -> float | None:
@@ -89,20 +119,46 @@ def score_bins(predicted: np.ndarray, truth: np.ndarray, truth_classes: np.ndarr
     scored = ~centre[None] & np.ones(gaps.shape, dtype=bool)
     correct = classify_cells(predicted, config) == truth_classes
     correct_previous = classify_cells(previous, config) == truth_classes
+    painted = (truth_classes != FLOOR) & (truth_classes != WALL_CELL)
     error, error_previous = cell_squared_errors(predicted, truth, config), cell_squared_errors(previous, truth, config)
     pixels = 3 * config.cell_pixels ** 2
     out = {}
     for name, (low, high) in gap_bins(window).items():
         mask = scored & (np.isinf(gaps) if math.isinf(low) else np.isfinite(gaps) & (gaps >= low) & (gaps <= high))
         n = int(mask.sum())
+        tiles = mask & painted
         out[name] = {
             "cells": n,
             "cell_accuracy": float(correct[mask].mean()) if n else None,
+            # The painted cells alone: under a low memory load most cells are bare floor, which a
+            # model that remembers nothing draws right.
+            "tile_cells": int(tiles.sum()),
+            "tile_cell_accuracy": float(correct[tiles].mean()) if tiles.any() else None,
             "psnr": cell_psnr(float(error[mask].sum()), n * pixels),
             "last_frame_cell_accuracy": float(correct_previous[mask].mean()) if n else None,
             "last_frame_psnr": cell_psnr(float(error_previous[mask].sum()), n * pixels),
         }
     return out
+
+
+def gap_curve(correct: np.ndarray, correct_previous: np.ndarray, gaps: np.ndarray,
+              config: ColourGridConfig) -> list[dict]:
+    """Cell accuracy in octave bins of the gap ([1, 2), [2, 4), ...), beside the last real frame
+    repeated: accuracy against the gap, for the plot. correct, correct_previous, gaps: (N, view, view);
+    the agent's cell left out; never-seen cells are the bins' `never_seen` row."""
+    from lssvwm_env.evaluation.revisits import gap_bins as octave_bins
+
+    scored = np.ones(gaps.shape, dtype=bool)
+    scored[:, config.view // 2, config.view // 2] = False
+    finite = gaps[np.isfinite(gaps) & scored]
+    curve = []
+    for low, high in octave_bins(float(finite.max()) if finite.size else 0):
+        mask = scored & np.isfinite(gaps) & (gaps >= low) & (gaps < high)
+        if mask.any():
+            curve.append({"low": low, "high": high, "cells": int(mask.sum()),
+                          "cell_accuracy": float(correct[mask].mean()),
+                          "last_frame_cell_accuracy": float(correct_previous[mask].mean())})
+    return curve
 
 
 def frame_psnr(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -132,7 +188,7 @@ def next_frame_parts(model, episodes: list[dict[str, np.ndarray]], env_config: C
                                                          sampling_steps=config.sampling_steps))[0].cpu().numpy()
         reconstructed = model.decode(latents)[0].cpu().numpy()
         parts.append((predicted[1:], frames[1:], classes[1:], gaps[1:], frames[:-1], reconstructed[:-1],
-                      moved(ep["agent_pos"])[1:]))
+                      moved(ep["agent_pos"])[1:], None))
     return parts
 
 
@@ -159,22 +215,35 @@ def generation_parts(model, episodes: list[dict[str, np.ndarray]], env_config: C
     parts, span = [], slice(config.context, need)
     for i, ep in enumerate(episodes):
         classes = true_cell_classes(ep["agent_pos"], ep["maze_layout"], ep["floor_colours"], env_config)[span]
-        gaps = last_seen_gaps(ep["agent_pos"][:need], ep["maze_layout"], env_config)[span]
+        # The model was shown the context only: a cell it drew itself a frame before but never saw is
+        # still unseen; what it keeps of its own drawings is `self_copy`.
+        gaps = last_seen_gaps(ep["agent_pos"][:need], ep["maze_layout"], env_config, shown=config.context)[span]
         last = np.broadcast_to(ep["frames"][config.context - 1], (config.generate, *ep["frames"].shape[1:]))
-        parts.append((rollouts.generated[i].numpy(), rollouts.truth[i].numpy(), classes, gaps,
-                      np.ascontiguousarray(last), rollouts.reconstructed[i].numpy(), moved(ep["agent_pos"][:need])[span]))
+        generated = rollouts.generated[i].numpy()
+        parts.append((generated, rollouts.truth[i].numpy(), classes, gaps, np.ascontiguousarray(last),
+                      rollouts.reconstructed[i].numpy(), moved(ep["agent_pos"][:need])[span],
+                      self_copy(generated, ep["agent_pos"][span], env_config)))
     return parts
 
 
 def summarise_parts(mode: str, parts: list[tuple], window: int, env_config: ColourGridConfig) -> dict | None:
     if not parts:
         return None
-    predicted, truth, classes, gaps, previous, reconstructed, shifted = (np.concatenate(x) for x in zip(*parts))
+    predicted, truth, classes, gaps, previous, reconstructed, shifted = (np.concatenate(x) for x in list(zip(*parts))[:7])
     correct = classify_cells(predicted, env_config) == classes
     seen = gaps == 1
     seen[:, env_config.view // 2, env_config.view // 2] = False
     by_action = {name: float(correct[frames][seen[frames]].mean()) if seen[frames].any() else None
                  for name, frames in (("moved", shifted), ("unchanged", ~shifted))}
+    extra = {"gap_curve": gap_curve(correct, classify_cells(previous, env_config) == classes, gaps, env_config)}
+    if mode == "generation":
+        # Each generated frame against the model's own frame before (the first against nothing): the
+        # copy from its own drawings, right or wrong.
+        copies = np.concatenate([part[7] for part in parts])
+        copy_moved = np.concatenate([part[6][1:] for part in parts])
+        extra["self_copy"] = {name: float(np.nanmean(copies[frames])) if np.isfinite(copies[frames]).any() else None
+                              for name, frames in (("all", np.ones(len(copies), dtype=bool)), ("moved", copy_moved),
+                                                   ("unchanged", ~copy_moved))}
     return {
         "frames": len(predicted),
         "psnr": frame_psnr(predicted, truth),
@@ -187,6 +256,7 @@ def summarise_parts(mode: str, parts: list[tuple], window: int, env_config: Colo
         # The cells in view a frame before, after a move that shifted the view and after one that did
         # not (stay, or a bump into the wall): the shift and the copy.
         "previous_frame_by_action": by_action,
+        **extra,
     }
 
 
@@ -273,7 +343,11 @@ def summary_lines(result: dict) -> list[str]:
                      f"{ae_key.replace('_psnr', '').replace('_', ' ')} {r[ae_key]:.2f})")
         for name, b in r["bins"].items():
             if b["cells"]:
+                tiles = f", painted {b['tile_cell_accuracy']:.3f} of {b['tile_cells']}" if b["tile_cells"] else ""
                 lines.append(f"  {name:15} {b['cells']:7d} cells: accuracy {b['cell_accuracy']:.3f} "
-                             f"(last frame {b['last_frame_cell_accuracy']:.3f}), PSNR {b['psnr']:.2f} dB "
+                             f"(last frame {b['last_frame_cell_accuracy']:.3f}{tiles}), PSNR {b['psnr']:.2f} dB "
                              f"(last frame {b['last_frame_psnr']:.2f})")
+        if "self_copy" in r:
+            lines.append("  self copy (cells as the model's frame before drew them): " +
+                         ", ".join(f"{k} {v:.3f}" for k, v in r["self_copy"].items() if v is not None))
     return lines

@@ -22,7 +22,7 @@ KIND_LABELS = {"memory": "shown in the context (memory)", "revisit_in_generation
 HORIZON_LABELS = {"ours": "ours (constant-size state)", "causal_attn": "causal attention (KV cache of all past frames)"}
 VARIANT_COLORS = {"ours": "#1f77b4", "causal_attn": "#d62728", "local_attn": "#9467bd", "ssm": "#8c564b",
                   "block1": "#e377c2", "no_long_context": "#17becf", "causal_full": "#d62728",
-                  "causal_window": "#ff7f0e", "ssm_only": "#bcbd22"}
+                  "causal_window": "#ff7f0e", "ssm_only": "#bcbd22", "ours_floor": "#2ca02c"}
 
 
 def _figure(width: float, height: float):
@@ -311,4 +311,50 @@ def plot_ablation_gaps(results: dict, out_dir: Path, path: Path) -> Path:
     ax.legend(fontsize=7, ncol=2, frameon=False)
     seeds = ", ".join(map(str, results.get("seeds", [])))
     fig.suptitle(f"ablations: PSNR against the revisit gap (mean over seeds {seeds}; band: their range)", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_cell_accuracy_gaps(results: dict, window: int, path: Path) -> Path:
+    """Colour grid: cell accuracy against the frames since each cell was last shown (octave bins),
+    in generation and from the real past, one line per variant (mean over seeds, their range as a
+    band), the last real frame repeated dashed, and each variant's accuracy on never-seen cells (a
+    guess: its chance) dotted."""
+    fig = _figure(11, 4.2)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, mode, title in zip(axes, ("generation", "next_frame"),
+                               ("generated from the actions after the real context", "every frame from its real past")):
+        yardstick = None
+        for name, entry in results["variants"].items():
+            runs = [seed["cells"][mode] for seed in entry["seeds"].values() if (seed.get("cells") or {}).get(mode)]
+            if not runs:
+                continue
+            lows = sorted({point["low"] for run in runs for point in run["gap_curve"]})
+            values = np.array([[next((p["cell_accuracy"] for p in run["gap_curve"] if p["low"] == low), np.nan)
+                                for low in lows] for run in runs])
+            x = np.array([np.sqrt(low * (2 * low - 1)) for low in lows])
+            color = VARIANT_COLORS.get(name)
+            ax.plot(x, np.nanmean(values, axis=0), "o-", color=color, label=name, zorder=3)
+            if len(runs) > 1:
+                ax.fill_between(x, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color, alpha=0.15)
+            guess = np.mean([run["bins"]["never_seen"]["cell_accuracy"] for run in runs
+                             if run["bins"]["never_seen"]["cells"]] or [np.nan])
+            ax.axhline(guess, color=color, linestyle=":", linewidth=1, alpha=0.8)
+            if yardstick is None:
+                yardstick = (x, [next(p["last_frame_cell_accuracy"] for p in runs[0]["gap_curve"] if p["low"] == low)
+                                 if any(p["low"] == low for p in runs[0]["gap_curve"]) else np.nan for low in lows])
+        if yardstick is not None:
+            ax.plot(*yardstick, "--", color="black", alpha=0.6, label="last real frame repeated")
+        ax.plot([], [], ":", color="grey", label="never-seen cells (a guess)")
+        for x, text in ((window, "window"), (3 * window, "3x window")):
+            ax.axvline(x, color="grey", linewidth=0.8, alpha=0.6)
+            ax.text(x, 1.0, f" {text}", transform=ax.get_xaxis_transform(), fontsize=7, va="top", color="grey")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("frames since the cell was last shown (octave bins)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("cell accuracy (colour drawn right)")
+    axes[0].legend(fontsize=7, frameon=False)
+    seeds = ", ".join(map(str, results.get("seeds", [])))
+    fig.suptitle(f"colour grid: cell accuracy against the gap (mean over seeds {seeds}; band: their range)", fontsize=10)
     return _save(fig, path)
