@@ -61,20 +61,45 @@ def test_the_imagined_env_serves_the_real_box_and_passes_the_checkers(cartpole_r
     env.close()
 
 
-def test_one_env_at_a_time_until_the_model_imagines_batches_of_box_actions(cartpole_run):
+def test_a_batch_of_box_actions_imagines_each_env_from_its_own_action():
+    """Several envs of a several-dimensional Box at once: each env's frame is what it would be alone,
+    from its own action (the imagine step once flattened (B, n) actions into B * n numbers)."""
+    import torch
+
+    from lssvwm_env.models.world_model import WorldModel
+    from lssvwm_env.presets import tiny
+
+    config = tiny().model
+    config.backbone.action.kind, config.backbone.action.n = "continuous", 2
+    torch.manual_seed(0)
+    model = WorldModel(config).eval()
+    for p in model.backbone.parameters():  # past adaLN-Zero's zero gates, so that actions matter
+        torch.nn.init.normal_(p, std=0.2)
+    state = model.observe(model.initial_state(3), torch.randint(0, 255, (3, 2, 64, 64, 3), dtype=torch.uint8),
+                          torch.zeros(3, 2, 2))
+    actions = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [0.3, 0.0]])
+    noise = torch.randn(3, 1, *config.autoencoder.grid, config.autoencoder.latent_channels)
+    together, _ = model.generate_latent(state, actions, noise=noise)
+    alone = torch.cat([model.generate_latent(state[i], actions[i:i + 1], noise=noise[i:i + 1])[0] for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-5)
+    swapped, _ = model.generate_latent(state, actions.flip(1), noise=noise)
+    assert not torch.allclose(swapped, together, atol=1e-3)  # each dimension of the action counts
+    frame, _, _, after = model.imagine(state, actions)
+    assert frame.shape == (3, 64, 64, 3) and after.batch_size == 3
+
+
+def test_a_vector_env_of_box_actions(cartpole_run):
     from lssvwm_env.envs.sb3_vec_env import LSSVWMSB3VecEnv
 
     data, run = cartpole_run
-    with pytest.raises(ValueError, match="imagines one env of one action dimension at a time"):
-        LSSVWMSB3VecEnv(num_envs=2, checkpoint=str(run), dataset=str(data))
-    venv = LSSVWMSB3VecEnv(num_envs=1, checkpoint=str(run), dataset=str(data), context=4, max_episode_steps=3)
+    venv = LSSVWMSB3VecEnv(num_envs=2, checkpoint=str(run), dataset=str(data), context=4, max_episode_steps=3)
     assert venv.action_space == gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
     venv.reset()
     ends = []
     for _ in range(3):
-        _, _, dones, infos = venv.step(np.array([[0.5]], np.float32))
-        ends += [infos[0]["terminal_observation"].shape for done in dones if done]
-    assert ends and ends[-1] == (64, 64, 3)  # the step limit, if the model did not end the episode first
+        _, _, dones, infos = venv.step(np.array([[0.5], [-0.5]], np.float32))
+        ends += [info["terminal_observation"].shape for done, info in zip(dones, infos) if done]
+    assert len(ends) >= 2 and ends[-1] == (64, 64, 3)  # the step limit, if the model did not end them first
     venv.close()
 
 

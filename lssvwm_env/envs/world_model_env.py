@@ -36,7 +36,6 @@ from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
 from lssvwm_env.envs.context import (CONTEXT_FILE, ContextError, ContextSource, DatasetEpisodes, EpisodeArrays,
                                      RealEnvPrefix, context_from_options)
 from lssvwm_env.models.state import WorldModelState
-from lssvwm_env.training.data import check_imagination_batch
 
 RENDER_FPS = 15
 MAX_EPISODE_STEPS = 1000  # LSSVWM-Memory-v0's step limit (lssvwm_env/__init__.py): a Memory Maze 9x9 episode
@@ -145,7 +144,6 @@ class ImaginedBatch:
         self.checkpoint_dir = resolve_checkpoint_dir(options.checkpoint)
         self.model = load_world_model(self.checkpoint_dir, options.device)
         config = self.model.config
-        check_imagination_batch(config.backbone.action, num_envs, f"{self.checkpoint_dir}: num_envs={num_envs}")
         backbone = self.model.backbone.config
         if backbone.use_attention and backbone.attention.cache_frames() is None:
             raise ValueError(f"{self.checkpoint_dir}: variant {config.variant!r} attends to all past frames, so "

@@ -166,6 +166,14 @@ class WorldModel(nn.Module):
         _, features, state = self.step_latents(state, latents, actions.to(self.device))
         return ModelStep(latents[:, -1], features[:, -1], None, None, state)
 
+    def frame_actions(self, action: torch.Tensor) -> torch.Tensor:
+        """One frame's actions, (B,) discrete or (B, n) continuous, as the backbone takes a window's:
+        (B, 1) or (B, 1, n)."""
+        action = action.to(self.device)
+        if self.config.backbone.action.kind == "continuous":
+            return action.reshape(action.shape[0], 1, self.config.backbone.action.n)
+        return action.view(-1, 1)
+
     def sampling_schedule(self, sampling_steps: int | None) -> list[float]:
         steps = self.config.diffusion.sampling_steps if sampling_steps is None else sampling_steps
         if steps < 1:
@@ -176,7 +184,8 @@ class WorldModel(nn.Module):
     def generate_latent(self, state: WorldModelState, action: torch.Tensor,
                         generator: torch.Generator | None = None, sampling_steps: int | None = None,
                         noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Denoise the next frame's latent (B, 1, h, w, C) given the state and action (B,); the state is
+        """Denoise the next frame's latent (B, 1, h, w, C) given the state and action (B,) (or (B, n) for
+        continuous actions); the state is
         only read: the past is clean, the new frame goes from noise level 1 to 0 (from `noise` when given,
         else drawn). Returns the latent and the features (B, 1, D) of the first pass, at pure noise: the
         past and the action only."""
@@ -187,7 +196,7 @@ class WorldModel(nn.Module):
         if noise is None:
             noise = torch.randn(shape, generator=generator, device=self.device, dtype=torch.float32)
         latent = noise.to(self.device, dtype)
-        actions = action.to(self.device).view(-1, 1)
+        actions = self.frame_actions(action)
         prior_features = None
         for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
             noise_level = torch.full(shape[:2], sigma, device=self.device, dtype=dtype)
@@ -240,7 +249,7 @@ class WorldModel(nn.Module):
             committed = (1 - sigma) * latent + sigma * noise.to(latent.dtype)
             level = torch.full(latent.shape[:2], sigma, device=self.device, dtype=latent.dtype)
         with record_function(PROFILE_COMMIT):
-            _, features, state = self.step_latents(state, committed, action.to(self.device).view(-1, 1), level)
+            _, features, state = self.step_latents(state, committed, self.frame_actions(action), level)
         read = prior_features if self.config.heads.predict_from == "prior" else features
         reward, termination_logit = self.heads(read[:, 0])
         return ModelStep(latent[:, 0], features[:, 0], reward, termination_logit > 0, state)

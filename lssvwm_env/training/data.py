@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from data_collection.files import atomic_path
-from lssvwm_env.models.conditioning import NO_ACTION, ActionConfig
+from lssvwm_env.models.conditioning import NO_ACTION
 
 
 def load_split(data_dir: str | Path, split: str, limit: int | None = None) -> list[dict[str, np.ndarray]]:
@@ -40,18 +40,6 @@ def input_actions(actions: np.ndarray) -> np.ndarray:
     action that led to each frame, as the model is conditioned: `no_action` for the first frame."""
     actions = np.asarray(actions)
     return np.concatenate([no_action(actions), actions[:-1]]).astype(no_action(actions).dtype)
-
-
-def check_imagination_batch(action: ActionConfig, batch: int, where: str) -> None:
-    """ValueError unless the model can imagine `batch` frames at once with its actions.
-
-    WorldModel.generate_latent and imagine_step reshape the action with view(-1, 1), one number per
-    env: a continuous action imagines correctly only as one env of one dimension until they take
-    (B, n) actions (a change in lssvwm_env/models/world_model.py, asked for in issue 37)."""
-    if action.kind == "continuous" and (batch > 1 or action.n > 1):
-        raise ValueError(f"{where}: a model of continuous actions ({action.n} dimension(s)) imagines one env of "
-                         f"one action dimension at a time for now, asked for {batch} at once (the model's "
-                         "imagine step reshapes actions to one number per env: lssvwm_env/models/world_model.py)")
 
 
 @dataclass

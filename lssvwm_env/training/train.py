@@ -27,7 +27,7 @@ from lssvwm_env.models.heads import training_data_record
 from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
 from lssvwm_env.presets import PRESETS, preset
 from lssvwm_env.training.config import TrainConfig
-from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cache, check_imagination_batch, load_split,
+from lssvwm_env.training.data import (LatentCache, WindowLanes, build_latent_cache, load_split,
                                       sample_frames, step_generator)
 from lssvwm_env.training.distributed import Distributed
 from lssvwm_env.training.ema import EMA
@@ -530,8 +530,6 @@ def run(args: argparse.Namespace) -> int:
         actions = Dataset.open(args.data).manifest.actions
         config.model.backbone.action.kind = "continuous" if actions.continuous else "discrete"
         config.model.backbone.action.n = actions.n
-        check_imagination_batch(config.model.backbone.action, config.dynamics_training.eval_episodes,
-                                "dynamics_training.eval_episodes (held-out rollouts imagine that many episodes at once)")
         if args.threads:
             config.threads = args.threads
         if config.threads:
