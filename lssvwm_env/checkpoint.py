@@ -75,9 +75,17 @@ def check_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def load_world_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> WorldModel:
+DECODERS = ("full", "student")  # the autoencoder's decoder, or the cheaper one distilled from it
+STUDENT_DECODER = "student_decoder"  # CHECKPOINT/student_decoder.safetensors and .json
+
+
+def load_world_model(path: str | Path | None = None, device: str | torch.device = "cpu",
+                     decoder: str = "full") -> WorldModel:
     """Load a world model for inference (EMA weights) from a checkpoint or run directory; None loads
-    the model shipped with the package."""
+    the model shipped with the package. decoder "student": frames are drawn by the checkpoint's
+    student decoder (`lssvwm distill-decoder`), not the autoencoder's own."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder={decoder!r}: choose from {', '.join(DECODERS)}")
     device = check_device(device)
     checkpoint_dir = resolve_checkpoint_dir(path)
     data = read_config(checkpoint_dir)
@@ -103,7 +111,28 @@ def load_world_model(path: str | Path | None = None, device: str | torch.device 
         raise CheckpointError(f"{weights_path}: weights do not match the config in config.json "
                               f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
     apply_training_data(model, data.get("training_data"))
+    if decoder == "student":
+        model.autoencoder.decoder = load_student_decoder(checkpoint_dir, config)
     return model.to(device).eval()
+
+
+def load_student_decoder(checkpoint_dir: Path, config: WorldModelConfig) -> torch.nn.Module:
+    """The checkpoint's student decoder (training/student_decoder.py), checked against its record."""
+    from lssvwm_env.models.autoencoder import build_decoder
+
+    record_path = checkpoint_dir / f"{STUDENT_DECODER}.json"
+    weights_path = checkpoint_dir / f"{STUDENT_DECODER}.safetensors"
+    if not record_path.exists() or not weights_path.exists():
+        raise CheckpointError(f"{checkpoint_dir}: no student decoder ({record_path.name} and {weights_path.name}); "
+                              f"make one with `lssvwm distill-decoder --checkpoint {checkpoint_dir} --data DATA --out DIR`")
+    record = json.loads(record_path.read_text())
+    decoder = build_decoder(config.autoencoder.latent_channels, list(record["channels"]))
+    try:
+        decoder.load_state_dict(load_file(str(weights_path)))
+    except (OSError, SafetensorError, RuntimeError) as err:
+        raise CheckpointError(f"{weights_path}: does not hold the student decoder {record_path.name} describes "
+                              f"({err})") from err
+    return decoder
 
 
 def action_space(checkpoint_dir: Path, model: WorldModel) -> ActionSpace:

@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lssvwm_env.training.train", "train the world model (autoencoder, then dynamics)"),
     "bench": ("lssvwm_env.bench", "benchmarks that print figures (horizon, train, env)"),
     "distill": ("lssvwm_env.training.distill", "fewer denoising passes per imagined frame: distil the sampler"),
+    "distill-decoder": ("lssvwm_env.training.student_decoder", "a cheaper decoder for imagination, learnt from the "
+                        "checkpoint's own"),
     "export": ("lssvwm_env.export", "make an inference checkpoint (weights, config, context) from a run"),
     "play": ("lssvwm_env.envs.play", "drive the world model from the keyboard or write a video"),
     "eval": ("lssvwm_env.evaluation.cli", "memory benchmarks and ablations"),

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", type=Path, default=None, help="prime on this dataset's eval episodes")
     parser.add_argument("--obs-type", choices=("pixels", "latent", "features"), default="pixels",
                         help="what the imagined envs observe: latent and features skip the decoder (default pixels)")
+    parser.add_argument("--decoder", choices=("full", "student"), default="full",
+                        help="the checkpoint's decoder, or its student (lssvwm distill-decoder)")
     parser.add_argument("--real-env", default="memory-maze-9x9", help="the real env to time ('none': skip)")
     parser.add_argument("--real-steps", type=int, default=200, help="timed steps of the real env (per process)")
     parser.add_argument("--real-workers", type=int, default=os.cpu_count() or 1,
@@ -75,7 +77,8 @@ def bench_imagined(num_envs: int, args: argparse.Namespace, options: dict[str, A
 
     batch = ImaginedBatch(num_envs, ImaginedEnvOptions(checkpoint=args.checkpoint, device=args.device,
                                                        sampling_steps=args.sampling_steps, context=args.context,
-                                                       dataset=args.dataset, obs_type=args.obs_type))
+                                                       dataset=args.dataset, obs_type=args.obs_type,
+                                                       decoder=args.decoder))
     batch.seed(np.random.default_rng(args.seed), reseed=True)
     batch.set_source(options)
     rng = np.random.default_rng(args.seed)
@@ -205,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"imagined / real machine-wide ({machine['env']}) at {row['num_envs']} envs: "
                   f"{ratios[str(row['num_envs'])]:.2f}x")
     result = {"threads": torch.get_num_threads(), "sampling_steps": args.sampling_steps, "context": args.context,
+              "decoder": args.decoder,
               "obs_type": args.obs_type, "rows": rows, "imagined_over_real_machine_wide": ratios}
     if args.json is not None:
         text = json.dumps(result, indent=2)

@@ -32,7 +32,7 @@ from gymnasium.vector.utils import batch_space
 
 from lssvwm_env.checkpoint import DEFAULT_CHECKPOINT, MINIGRID_CHECKPOINT
 from lssvwm_env.checkpoint import action_space as checkpoint_action_space
-from lssvwm_env.checkpoint import load_world_model, resolve_checkpoint_dir
+from lssvwm_env.checkpoint import DECODERS, load_world_model, resolve_checkpoint_dir
 from lssvwm_env.envs.context import (CONTEXT_FILE, ContextError, ContextSource, DatasetEpisodes, EpisodeArrays,
                                      RealEnvPrefix, context_from_options)
 from lssvwm_env.models.state import WorldModelState
@@ -115,10 +115,14 @@ class ImaginedEnvOptions:
     dataset_split: str = "eval"
     context_start: str = "first"
     obs_type: str = "pixels"  # pixels | latent | features (OBS_TYPES)
+    # "student": frames drawn by the checkpoint's cheaper student decoder (`lssvwm distill-decoder`)
+    decoder: str = "full"
 
     def __post_init__(self) -> None:
         if self.obs_type not in OBS_TYPES:
             raise ValueError(f"obs_type={self.obs_type!r}: choose from {', '.join(OBS_TYPES)}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder={self.decoder!r}: choose from {', '.join(DECODERS)}")
         if self.context < 1:
             raise ValueError(f"context must be >= 1 frame of real context, got {self.context}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
@@ -142,7 +146,7 @@ class ImaginedBatch:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         context, max_episode_steps, sampling_steps = options.context, options.max_episode_steps, options.sampling_steps
         self.checkpoint_dir = resolve_checkpoint_dir(options.checkpoint)
-        self.model = load_world_model(self.checkpoint_dir, options.device)
+        self.model = load_world_model(self.checkpoint_dir, options.device, options.decoder)
         config = self.model.config
         backbone = self.model.backbone.config
         if backbone.use_attention and backbone.attention.cache_frames() is None:

@@ -36,6 +36,18 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+def build_decoder(latent_channels: int, channels: list[int]) -> nn.Sequential:
+    """Latents (N, C, h, w) -> images (N, 3, H, W) in [-1, 1]: one stride-2 stage per entry of
+    `channels` (the encoder's order, so the decoder runs them reversed). The autoencoder's, and a
+    student's with fewer channels (training/student_decoder.py)."""
+    ch = channels
+    dec: list[nn.Module] = [nn.Conv2d(latent_channels, ch[-1], 3, padding=1), ResBlock(ch[-1])]
+    for c, next_c in zip(reversed(ch), list(reversed(ch))[1:]):
+        dec += [ResBlock(c), nn.GroupNorm(8, c), nn.SiLU(), nn.ConvTranspose2d(c, next_c, 4, stride=2, padding=1)]
+    dec += [ResBlock(ch[0]), nn.GroupNorm(8, ch[0]), nn.SiLU(), nn.ConvTranspose2d(ch[0], 3, 4, stride=2, padding=1)]
+    return nn.Sequential(*dec)
+
+
 class FrameAutoencoder(nn.Module):
     def __init__(self, config: AutoencoderConfig) -> None:
         super().__init__()
@@ -50,11 +62,7 @@ class FrameAutoencoder(nn.Module):
             prev = c
         enc += [ResBlock(prev), nn.GroupNorm(8, prev), nn.SiLU(), nn.Conv2d(prev, 2 * config.latent_channels, 1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(config.latent_channels, ch[-1], 3, padding=1), ResBlock(ch[-1])]
-        for c, next_c in zip(reversed(ch), list(reversed(ch))[1:]):
-            dec += [ResBlock(c), nn.GroupNorm(8, c), nn.SiLU(), nn.ConvTranspose2d(c, next_c, 4, stride=2, padding=1)]
-        dec += [ResBlock(ch[0]), nn.GroupNorm(8, ch[0]), nn.SiLU(), nn.ConvTranspose2d(ch[0], 3, 4, stride=2, padding=1)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = build_decoder(config.latent_channels, ch)
 
     @staticmethod
     def frames_to_input(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
