@@ -282,6 +282,49 @@ def test_commit_noise_changes_what_the_state_remembers_not_the_frame():
         DiffusionConfig(commit_noise=1.0)
 
 
+def test_context_noise_trains_each_frame_from_a_noised_past_at_a_level_the_model_is_told():
+    """diffusion.context_noise: clean-context training denoises every frame from its past noised at a
+    level in [0, context_noise], given to the model as that frame's noise level; off (0), the past is
+    clean, and the loss is what it was."""
+    from lssvwm_env.models.diffusion import DiffusionConfig
+    from lssvwm_env.presets import tiny
+    from lssvwm_env.training.losses import dynamics_loss
+
+    torch.manual_seed(0)
+    model = WorldModel(tiny().model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    latents = torch.randn(2, 6, *model.config.autoencoder.grid, model.config.autoencoder.latent_channels)
+    batch = {"latents": latents, "actions": torch.randint(0, 6, (2, 6)), "rewards": torch.zeros(2, 6),
+             "terminated": torch.zeros(2, 6, dtype=torch.bool), "has_transition": torch.ones(2, 6, dtype=torch.bool),
+             "valid": torch.ones(2, 6, dtype=torch.bool)}
+    seen = []
+    forward = model.backbone.forward_clean_context
+
+    def spy(context, noisy, sigma, actions, state, context_level=None):
+        seen.append((context, context_level))
+        return forward(context, noisy, sigma, actions, state, context_level)
+
+    model.backbone.forward_clean_context = spy
+    losses = {}
+    for level in (0.0, 0.2):
+        model.config.diffusion.context_noise = level
+        losses[level] = dynamics_loss(model, batch, model.initial_state(2), "clean_context", 1.0, False,
+                                      generator=torch.Generator().manual_seed(3)).diffusion.item()
+    (clean, clean_level), (noised, noised_level) = seen
+    assert clean is latents and clean_level is None
+    assert 0 < noised_level.min() and noised_level.max() <= 0.2 and not torch.equal(noised, latents)
+    # Each past frame is the clean one noised at the level the model is told: what is left after taking
+    # (1 - level) of the clean frame away is level times unit noise.
+    level = noised_level.view(2, 6, 1, 1, 1)
+    residual = (noised - (1 - level) * latents) / level
+    assert residual.flatten(2).std(dim=2).sub(1).abs().max() < 0.2
+    assert losses[0.0] != losses[0.2]
+    with pytest.raises(ValueError, match=r"context_noise must be in \[0, 1\)"):
+        DiffusionConfig(context_noise=1.0)
+
+
 def test_spatial_rope_makes_attention_scores_depend_on_relative_place():
     """With spatial rope, a query and key made of the same vector score by their offset in the frame
     alone: the same at every place for the same offset (what lets a head copy, or shift, a whole frame),

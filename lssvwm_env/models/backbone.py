@@ -176,16 +176,19 @@ class Backbone(nn.Module):
 
     def forward_clean_context(
         self, latents: torch.Tensor, noisy_latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor,
-        state: WorldModelState,
+        state: WorldModelState, context_level: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, WorldModelState]:
         """Clean-context training: every frame denoised as `imagine` denoises it, from the clean past.
         The clean latents (B, T, H, W, C) go through the layers at noise level 0 (the commit pass), and
         each noisy frame t (noisy_latents at noise_level) goes through them from the SSM states and
         attention keys the clean frames before t left, in one parallel pass (about twice the cost of
         `forward`). Returns (prediction for the noisy frames, their features, the clean frames'
-        features (B, T, D), the state after the clean frames)."""
+        features (B, T, D), the state after the clean frames). context_level (B, T): the noise level the
+        past frames `latents` carry (training with diffusion.context_noise); None: 0, clean."""
+        if context_level is None:
+            context_level = torch.zeros_like(noise_level)
         prediction, features, new_state, clean_features = self.run(
-            latents, torch.zeros_like(noise_level), actions, state, noisy_latents, noise_level)
+            latents, context_level, actions, state, noisy_latents, noise_level)
         return prediction, features, clean_features, new_state
 
     def run(self, latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor, state: WorldModelState,

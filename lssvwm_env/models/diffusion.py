@@ -39,6 +39,11 @@ class DiffusionConfig:
     # of clean: diffusion forcing trains on context frames at every noise level, and telling the model
     # that its own frames are not exact keeps their errors from compounding (Chen et al. 2024, §3.4).
     commit_noise: float = 0.0
+    # Clean-context training: the past frames each frame is denoised from are noised, each at a level
+    # drawn from [0, context_noise], and the model is told the level; so that at generation a frame
+    # committed at commit_noise (<= context_noise) is a past it was trained on, and its own small errors
+    # are not copied on as if they were exact (GameNGen's noise augmentation, Valevski et al. 2024).
+    context_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if self.prediction not in ("velocity", "x0"):
@@ -51,6 +56,8 @@ class DiffusionConfig:
             raise ValueError(f"diffusion.pure_noise_prob must be in [0, 1], got {self.pure_noise_prob}")
         if not 0.0 <= self.commit_noise < 1.0:
             raise ValueError(f"diffusion.commit_noise must be in [0, 1), got {self.commit_noise}")
+        if not 0.0 <= self.context_noise < 1.0:
+            raise ValueError(f"diffusion.context_noise must be in [0, 1), got {self.context_noise}")
 
 
 def sample_training_noise(

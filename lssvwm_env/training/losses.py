@@ -49,10 +49,14 @@ def dynamics_loss(model, batch: dict[str, torch.Tensor], state: WorldModelState,
     sigma, in_loss = sigma.to(device), in_loss.to(device) & valid  # no loss on padding
     noise = torch.randn(latents.shape, generator=generator).to(device)
     noisy = add_noise(latents, noise, sigma)
+    context, context_level = latents, None
+    if clean_context and diffusion.context_noise > 0:  # drawn only then: runs without it keep their stream
+        context_level = (torch.rand(batch_size, frames, generator=generator) * diffusion.context_noise).to(device)
+        context = add_noise(latents, torch.randn(latents.shape, generator=generator).to(device), context_level)
     with model.autocast():
         if clean_context:
             prediction, features, clean_features, carried = model.backbone.forward_clean_context(
-                latents, noisy, sigma, actions, state)
+                context, noisy, sigma, actions, state, context_level)
             # The heads read the committed frame's features, or with predict_from "prior" the pass that
             # denoises it (heads.py).
             if model.config.heads.predict_from != "prior":
