@@ -11,8 +11,8 @@ the same model's state from that frame alone (no past: what one frame gives), an
   before: recall is reading such a cell back when it comes into view. Out of view, the frame cannot
   hold it (walls and bare floor are left out: the view's edge lets a read-out guess them).
 
-Ridge read-outs (least squares on one-hot classes, closed form in the dual), 5-fold cross-validation by
-episode, on the held-out episodes' frames from `--start` on, every `--every` frames. The majority class
+Ridge read-outs (least squares on one-hot classes, closed form in the dual, features standardised over
+all samples), 5-fold cross-validation by episode, on the held-out episodes' frames from `--start` on, every `--every` frames. The majority class
 of each ring cell's training folds is the chance row.
 
     python docs/memory-ablation/grid_probe.py --checkpoint runs/cg-ablation/runs/ours/seed0 \
@@ -96,18 +96,24 @@ def _flat(state) -> np.ndarray:
     return torch.cat(parts, dim=1).float().numpy()
 
 
-def ridge_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, alpha: float = 0.1) -> np.ndarray:
-    """Ridge regression in the dual (samples << features), features standardised on the training rows;
-    the penalty is `alpha` times the kernel's mean diagonal."""
-    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
-    a = torch.tensor((x_train - mean) / std, dtype=torch.float64)
-    b = torch.tensor((x_test - mean) / std, dtype=torch.float64)
-    kernel = a @ a.T
-    penalty = alpha * kernel.diagonal().mean()
+def kernel(x: np.ndarray) -> torch.Tensor:
+    """The linear kernel of the features standardised over all samples (n, n): every read-out below
+    solves in it, so a state of tens of thousands of numbers costs one product."""
+    a = torch.tensor((x - x.mean(0)) / (x.std(0) + 1e-6), dtype=torch.float64)
+    return a @ a.T
+
+
+def ridge_predict(k: torch.Tensor, train: np.ndarray, test: np.ndarray, y_train: np.ndarray,
+                  alpha: float = 0.1) -> np.ndarray:
+    """Ridge regression in the dual from kernel k (rows `train` fit, rows `test` predicted); the penalty
+    is `alpha` times the training kernel's mean diagonal."""
+    train, test = torch.from_numpy(np.flatnonzero(train)), torch.from_numpy(np.flatnonzero(test))
+    k_train = k[train][:, train]
     y = torch.tensor(y_train, dtype=torch.float64)
     y_mean = y.mean(0)
-    coef = torch.linalg.solve(kernel + penalty * torch.eye(len(a), dtype=torch.float64), y - y_mean)
-    return ((b @ a.T) @ coef + y_mean).numpy()
+    coef = torch.linalg.solve(k_train + alpha * k_train.diagonal().mean() * torch.eye(len(train), dtype=torch.float64),
+                              y - y_mean)
+    return (k[test][:, train] @ coef + y_mean).numpy()
 
 
 def folds(episodes: np.ndarray) -> list[np.ndarray]:
@@ -115,30 +121,30 @@ def folds(episodes: np.ndarray) -> list[np.ndarray]:
     return [np.isin(episodes, ids[f::FOLDS]) for f in range(FOLDS)]
 
 
-def locate(x: np.ndarray, cell: np.ndarray, episodes: np.ndarray) -> dict:
+def locate(k: torch.Tensor, cell: np.ndarray, episodes: np.ndarray) -> dict:
     """Cross-validated R^2 of the agent's x and y, and the share placed in the right cell."""
     predicted = np.empty(cell.shape, dtype=np.float64)
     for test in folds(episodes):
-        predicted[test] = ridge_predict(x[~test], cell[~test].astype(np.float64), x[test])
+        predicted[test] = ridge_predict(k, ~test, test, cell[~test].astype(np.float64))
     residual = ((predicted - cell) ** 2).sum(0)
     total = ((cell - cell.mean(0)) ** 2).sum(0)
     return {"r2_x": float(1 - residual[0] / total[0]), "r2_y": float(1 - residual[1] / total[1]),
             "cell_accuracy": float((np.rint(predicted) == cell).all(1).mean())}
 
 
-def recall(x: np.ndarray, ring: np.ndarray, seen: np.ndarray, episodes: np.ndarray, classes: int = 8) -> dict:
+def recall(k: torch.Tensor, ring: np.ndarray, seen: np.ndarray, episodes: np.ndarray, classes: int = 8) -> dict:
     """Cross-validated accuracy of each ring cell's class where the trajectory had shown it, pooled;
     with the majority class of the training folds (per ring cell) as chance."""
     correct = guessed = total = 0
     for test in folds(episodes):
-        for k in range(ring.shape[1]):
-            train_rows, test_rows = ~test & seen[:, k], test & seen[:, k]
+        for j in range(ring.shape[1]):
+            train_rows, test_rows = ~test & seen[:, j], test & seen[:, j]
             if not train_rows.any() or not test_rows.any():
                 continue
-            onehot = np.eye(classes)[ring[train_rows, k]]
-            predicted = ridge_predict(x[train_rows], onehot, x[test_rows]).argmax(1)
-            correct += int((predicted == ring[test_rows, k]).sum())
-            guessed += int((np.bincount(ring[train_rows, k], minlength=classes).argmax() == ring[test_rows, k]).sum())
+            onehot = np.eye(classes)[ring[train_rows, j]]
+            predicted = ridge_predict(k, train_rows, test_rows, onehot).argmax(1)
+            correct += int((predicted == ring[test_rows, j]).sum())
+            guessed += int((np.bincount(ring[train_rows, j], minlength=classes).argmax() == ring[test_rows, j]).sum())
             total += int(test_rows.sum())
     return {"accuracy": correct / total, "majority": guessed / total, "samples": total}
 
@@ -169,8 +175,9 @@ def main() -> None:
     painted = data["ring_seen"] & (data["ring"] != FLOOR) & (data["ring"] != WALL_CELL)
     result["ring_painted_seen_share"] = float(painted.mean())
     for name in ("state", "no_past", "latent"):
-        result[name] = {"locate": locate(data[name], data["cell"], data["episode"]),
-                        "recall": recall(data[name], data["ring"], painted, data["episode"])}
+        k = kernel(data[name])
+        result[name] = {"locate": locate(k, data["cell"], data["episode"]),
+                        "recall": recall(k, data["ring"], painted, data["episode"])}
         print(name, json.dumps(result[name]))
     write_json_atomic(args.out, result)
 
