@@ -277,7 +277,8 @@ def score_episodes(model, episodes: list[dict[str, np.ndarray]], env_config: Col
 
 def training_metrics(model, episodes: list[dict[str, np.ndarray]], env_name: str, seed: int = 0) -> dict[str, float]:
     """What training logs on the colour grid (next frame from the real past): cell accuracy on the cells
-    in view one frame before (the copy) and on those last seen beyond the attention window."""
+    in view one frame before (the copy), on those last seen 2..w frames before (recall that attention
+    can see: the rung before memory) and on those last seen beyond the attention window."""
     env_config = parse_env_name(env_name)
     window = model.config.backbone.attention.window or 0
     result = score_episodes(model, episodes, env_config, GridCellsConfig(seed=seed), window, modes=("next_frame",))
@@ -291,6 +292,8 @@ def training_metrics(model, episodes: list[dict[str, np.ndarray]], env_name: str
            # Pooled over frames (frame_psnr), unlike one_step_psnr, which `stay`'s exact copies inflate.
            "grid_next_frame_psnr": next_frame["psnr"], "grid_previous_frame_psnr": next_frame["last_frame_psnr"],
            "grid_previous_frame_through_autoencoder_psnr": next_frame["last_frame_through_autoencoder_psnr"]}
+    if bins["within_window"]["cells"]:
+        out["cell_accuracy_within_window"] = bins["within_window"]["cell_accuracy"]
     if cells:
         out["cell_accuracy_beyond_window"] = sum(b["cell_accuracy"] * b["cells"] for b in beyond) / cells
     return {k: v for k, v in out.items() if v is not None}
