@@ -59,3 +59,20 @@ def test_distill_decoder_ships_the_student_beside_the_checkpoint(minigrid_endles
     assert lssvwm(["distill-decoder", "--checkpoint", str(minigrid_endless_checkpoint), "--data", str(minigrid_retrace),
                    "--out", str(tmp_path), "--iterations", "5"]) == 1
     assert "exists and is not the checkpoint" in capsys.readouterr().err
+
+
+def test_the_shipped_defaults_student_draws_real_frames_nearly_as_well_as_its_teacher():
+    # The default's shipped context frames (real Memory Maze frames the student never trained on),
+    # encoded once and drawn by both decoders: the student within 0.5 dB of the teacher, as its record says.
+    from lssvwm_env.checkpoint import resolve_checkpoint_dir
+    from lssvwm_env.evaluation.metrics import psnr
+
+    record = json.loads((resolve_checkpoint_dir(None) / "student_decoder.json").read_text())
+    assert record["teacher_psnr"] - record["student_psnr"] <= 0.5
+    frames = torch.from_numpy(np.load(resolve_checkpoint_dir(None) / "context.npz")["frames"][:, :8])
+    full, student = load_world_model(None), load_world_model(None, decoder="student")
+    latents = full.encode(frames)
+    teacher_psnr = psnr(full.decode(latents), frames).mean().item()
+    student_psnr = psnr(student.decode(latents), frames).mean().item()
+    assert student_psnr > teacher_psnr - 0.5, (student_psnr, teacher_psnr)
+    assert sum(p.numel() for p in student.autoencoder.decoder.parameters()) == record["parameters"]
