@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from data_collection.envs import ActionSpace
 from lssvwm_env.config_io import ConfigError
-from lssvwm_env.models.world_model import WorldModel, WorldModelConfig
+from lssvwm_env.models.world_model import WorldModel, WorldModelConfig, native_bf16
 
 FORMAT = "lssvwm-checkpoint"
 SHIPPED_CHECKPOINTS = Path(__file__).parent / "checkpoints"
@@ -93,6 +94,10 @@ def load_world_model(path: str | Path | None = None, device: str | torch.device 
         config = WorldModelConfig.from_dict(data["model"])
     except (ConfigError, TypeError, ValueError) as err:
         raise CheckpointError(f"{checkpoint_dir / 'config.json'}: invalid model config: {err}") from err
+    if config.bf16 and not native_bf16(device):
+        # A checkpoint's bf16 says how it was trained (where that hardware computed bf16 natively);
+        # inference follows the hardware it runs on: emulated bf16 is slower than fp32 and no more exact.
+        config = replace(config, bf16=False)
     model = WorldModel(config)
     weights_path = checkpoint_dir / "model.safetensors"
     try:
