@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import lssvwm_env  # noqa: F401  (registers the ids)
-from lssvwm_env.checkpoint import CheckpointError, load_world_model
+from lssvwm_env.checkpoint import CheckpointError, load_world_model, resolve_checkpoint_dir
+from lssvwm_env.evaluation.metrics import psnr
 from lssvwm_env.cli import main as lssvwm
 from lssvwm_env.training.data import load_split
 from lssvwm_env.training.student_decoder import StudentDecoderConfig, train_student_decoder
@@ -64,9 +65,6 @@ def test_distill_decoder_ships_the_student_beside_the_checkpoint(minigrid_endles
 def test_the_shipped_defaults_student_draws_real_frames_nearly_as_well_as_its_teacher():
     # The default's shipped context frames (real Memory Maze frames the student never trained on),
     # encoded once and drawn by both decoders: the student within 0.5 dB of the teacher, as its record says.
-    from lssvwm_env.checkpoint import resolve_checkpoint_dir
-    from lssvwm_env.evaluation.metrics import psnr
-
     record = json.loads((resolve_checkpoint_dir(None) / "student_decoder.json").read_text())
     assert record["teacher_psnr"] - record["student_psnr"] <= 0.5
     frames = torch.from_numpy(np.load(resolve_checkpoint_dir(None) / "context.npz")["frames"][:, :8])

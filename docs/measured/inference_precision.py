@@ -18,6 +18,7 @@ import torch
 
 from lssvwm_env.checkpoint import load_world_model
 from lssvwm_env.evaluation.metrics import psnr
+from lssvwm_env.models.world_model import native_bf16
 from lssvwm_env.training.data import input_actions, load_split
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     episodes = load_split(args.data, "eval")[:args.episodes]
     frames = torch.from_numpy(np.stack([ep["frames"][:args.frames] for ep in episodes]))
     actions = torch.from_numpy(np.stack([input_actions(ep["actions"][:args.frames]) for ep in episodes]))
-    print(f"cpu: {platform.processor() or platform.machine()}; native bf16: {torch.cpu._is_avx512_bf16_supported()}")
+    print(f"cpu: {platform.processor() or platform.machine()}; native bf16: {native_bf16('cpu')}")
     for bf16 in (True, False):
         model = load_world_model(None)
         model.config.bf16 = bf16
