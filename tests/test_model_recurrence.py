@@ -89,6 +89,41 @@ def test_clean_context_pass_equals_denoising_from_the_committed_past(variant, pa
     assert (alone - prediction).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("variant,patch,spatial", CASES)
+def test_a_pass_that_only_reads_the_state_predicts_what_a_full_pass_predicts(variant, patch, spatial):
+    """Denoising passes run with keep_state=False, which skips writing the SSM states (issue 36): their
+    prediction and features must be those of the pass that writes them, from a state with history."""
+    model = tiny_model(variant, patch=patch, spatial_encoding=spatial)
+    latents, actions, noise = random_window(frames=8)
+    _, _, state = model.step_latents(model.initial_state(2), latents[:, :7], actions[:, :7])
+    frame, action, level = latents[:, 7:], actions[:, 7:], noise[:, 7:]
+    full_prediction, full_features, written = model.step_latents(state, frame, action, level)
+    prediction, features, not_written = model.step_latents(state, frame, action, level, keep_state=False)
+    assert not_written is None and written is not None
+    assert torch.equal(prediction, full_prediction)
+    assert torch.equal(features, full_features)
+
+
+def test_under_bf16_the_attention_cache_is_kept_in_bf16_and_gives_what_an_fp32_cache_gives():
+    """Under bf16 autocast keys and values are computed in bf16, so a bf16 KV cache holds them exactly;
+    an fp32 cache cost two casts of the whole cache per pass (issue 36). Same frames either way."""
+    model = tiny_model("ours").float()
+    model.config.bf16 = True
+    latents, actions, _ = random_window(frames=9)
+    latents = latents.float()
+    state = model.initial_state(2)
+    assert all(k.dtype == torch.bfloat16 for k in state.keys + state.values)
+    assert all(s.dtype == torch.float32 for s in state.ssm)  # SSM states accumulate: kept in fp32
+    fp32_cache = state.map(lambda t: t.float() if t.dtype == torch.bfloat16 else t)
+    noise = torch.randn(latents[:, 8:].shape, generator=torch.Generator().manual_seed(3))
+    frames = []
+    for past in (state, fp32_cache):
+        _, _, past = model.step_latents(past, latents[:, :8], actions[:, :8])
+        frames.append(model.generate_latent(past, actions[:, 8], noise=noise)[0])
+    assert past.keys[0].dtype == torch.float32  # an fp32 cache given in (an older saved state) stays fp32
+    assert torch.equal(frames[0], frames[1])
+
+
 def test_one_step_predictions_at_once_equal_generating_after_observing():
     model = tiny_model("ours")
     latents, actions, _ = random_window(frames=9)

@@ -89,15 +89,16 @@ class BackboneLayer(nn.Module):
     def forward(
         self, tokens: torch.Tensor, cond: torch.Tensor, frame_index: torch.Tensor,
         ssm_state: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        noisy: torch.Tensor | None = None, noisy_cond: torch.Tensor | None = None,
+        noisy: torch.Tensor | None = None, noisy_cond: torch.Tensor | None = None, keep_state: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None]:
         """tokens: (B, T, H, W, D), cond: (B, T, D), frame_index: (B, T). With `noisy` tokens and their
         `noisy_cond` (clean-context training), each noisy frame also goes through the layer from the
-        clean frames before it (Backbone.forward_clean_context). Returns (tokens, SSM state, cache, noisy)."""
+        clean frames before it (Backbone.forward_clean_context). Returns (tokens, SSM state, cache, noisy);
+        with keep_state=False (Backbone.forward) the SSM state returned is None."""
         if self.scan is not None:
             h, gate = self.scan_norm(tokens, cond)
             if noisy is None:
-                h, ssm_state = self.scan(h, ssm_state)
+                h, ssm_state = self.scan(h, ssm_state, keep_state)
             else:
                 noisy_h, noisy_gate = self.scan_norm(noisy, noisy_cond)
                 h, ssm_state, noisy_h = self.scan.forward_clean_context(h, noisy_h, ssm_state)
@@ -139,9 +140,11 @@ class Backbone(nn.Module):
         nn.init.zeros_(self.latent_out.weight)
         nn.init.zeros_(self.latent_out.bias)
 
-    def initial_state(self, batch: int, device: torch.device | str = "cpu",
-                      dtype: torch.dtype = torch.float32) -> WorldModelState:
+    def initial_state(self, batch: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                      cache_dtype: torch.dtype | None = None) -> WorldModelState:
+        """dtype: the SSM states'; cache_dtype: the attention KV cache's (default: dtype)."""
         c = self.config
+        cache_dtype = cache_dtype or dtype
         n_tokens = c.tokens[0] * c.tokens[1]
         window = c.attention.cache_frames() if c.use_attention else 0
         cache_frames = window or 0  # None (all past frames) starts empty and grows
@@ -154,11 +157,11 @@ class Backbone(nn.Module):
                 ssm.append(torch.zeros(batch, 0, device=device, dtype=dtype))
             if layer.attention is not None:
                 shape = (batch, cache_frames, n_tokens, c.attention.n_heads, head_dim)
-                keys.append(torch.zeros(shape, device=device, dtype=dtype))
-                values.append(torch.zeros(shape, device=device, dtype=dtype))
+                keys.append(torch.zeros(shape, device=device, dtype=cache_dtype))
+                values.append(torch.zeros(shape, device=device, dtype=cache_dtype))
             else:
-                keys.append(torch.zeros(batch, 0, device=device, dtype=dtype))
-                values.append(torch.zeros(batch, 0, device=device, dtype=dtype))
+                keys.append(torch.zeros(batch, 0, device=device, dtype=cache_dtype))
+                values.append(torch.zeros(batch, 0, device=device, dtype=cache_dtype))
         return WorldModelState(
             ssm=ssm, keys=keys, values=values,
             key_index=torch.full((batch, cache_frames), -1, dtype=torch.long, device=device),
@@ -167,11 +170,15 @@ class Backbone(nn.Module):
 
     def forward(
         self, noisy_latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor, state: WorldModelState,
-    ) -> tuple[torch.Tensor, torch.Tensor, WorldModelState]:
+        keep_state: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, WorldModelState | None]:
         """noisy_latents: (B, T, H, W, C); noise_level: (B, T) in [0, 1]; actions: (B, T) the action that
         led to each frame (NO_ACTION for an episode's first). Returns (prediction: (B, T, H, W, C),
-        features: (B, T, D) per-frame pooled features for the heads, state after these T frames)."""
-        prediction, features, new_state, _ = self.run(noisy_latents, noise_level, actions, state)
+        features: (B, T, D) per-frame pooled features for the heads, state after these T frames).
+        keep_state=False: a pass that only reads the state (a denoising pass), which skips writing the
+        SSM states, the costliest part of a frame's scan at inference; None stands for the state."""
+        prediction, features, new_state, _ = self.run(noisy_latents, noise_level, actions, state,
+                                                      keep_state=keep_state)
         return prediction, features, new_state
 
     def forward_clean_context(
@@ -193,7 +200,7 @@ class Backbone(nn.Module):
 
     def run(self, latents: torch.Tensor, noise_level: torch.Tensor, actions: torch.Tensor, state: WorldModelState,
             noisy_latents: torch.Tensor | None = None, noisy_level: torch.Tensor | None = None,
-            ) -> tuple[torch.Tensor, torch.Tensor, WorldModelState, torch.Tensor | None]:
+            keep_state: bool = True) -> tuple[torch.Tensor, torch.Tensor, WorldModelState | None, torch.Tensor | None]:
         """The layers over `latents` at `noise_level`, and over `noisy_latents` from their clean past when
         given. Returns (prediction, features of the frames predicted from, state after `latents`, and
         with noisy latents the features of `latents`, else None)."""
@@ -209,14 +216,15 @@ class Backbone(nn.Module):
         key_index = state.key_index
         for i, layer in enumerate(self.layers):
             cache = (state.keys[i], state.values[i], state.key_index)
-            tokens, ssm_i, cache, noisy = layer(tokens, cond, frame_index, state.ssm[i], cache, noisy, noisy_cond)
+            tokens, ssm_i, cache, noisy = layer(tokens, cond, frame_index, state.ssm[i], cache, noisy, noisy_cond,
+                                                keep_state)
             ssm.append(ssm_i)
             keys.append(cache[0])
             values.append(cache[1])
             if layer.attention is not None:
                 key_index = cache[2]
         new_state = WorldModelState(ssm=ssm, keys=keys, values=values, key_index=key_index,
-                                    frame_count=state.frame_count + frames)
+                                    frame_count=state.frame_count + frames) if keep_state else None
         if noisy is None:
             h, _ = self.out_norm(tokens, cond)
             return self.from_patches(self.latent_out(h)), tokens.mean(dim=(2, 3)), new_state, None

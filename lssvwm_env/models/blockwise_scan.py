@@ -38,11 +38,16 @@ class BlockwiseScan(nn.Module):
         out = sequences.reshape(batch, nh, nw, frames, bh, bw, -1).permute(0, 3, 1, 4, 2, 5, 6)
         return out.reshape(batch, frames, *self.grid, -1)
 
-    def forward(self, tokens: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: (B, T, H, W, D); state: (B, n_blocks, heads, head_dim, d_state)."""
+    def forward(self, tokens: torch.Tensor, state: torch.Tensor,
+                keep_state: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """tokens: (B, T, H, W, D); state: (B, n_blocks, heads, head_dim, d_state). Returns (out, the
+        state after the tokens, or None with keep_state=False: the state only read)."""
         batch, frames = tokens.shape[:2]
-        out, new_state = self.mixer(self.to_sequences(tokens), state.reshape(-1, *state.shape[2:]))
-        return self.from_sequences(out, batch, frames), new_state.reshape(state.shape).to(state.dtype)
+        out, new_state = self.mixer(self.to_sequences(tokens), state.reshape(-1, *state.shape[2:]),
+                                    keep_state=keep_state)
+        if new_state is not None:
+            new_state = new_state.reshape(state.shape).to(state.dtype)
+        return self.from_sequences(out, batch, frames), new_state
 
     def forward_clean_context(self, tokens: torch.Tensor, noisy_tokens: torch.Tensor, state: torch.Tensor
                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -50,10 +50,13 @@ def ssd_chunked(
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
     states_every: int = 0,
+    keep_state: bool = True,
 ) -> tuple[torch.Tensor, ...]:
     """Chunked SSD scan. Returns (y: (batch, length, heads, head_dim), final_state), and with
     `states_every` = k > 0 also the state after every k steps: (batch, length // k, heads, head_dim,
-    d_state) (the model takes k = tokens per frame of a block: the state after each frame)."""
+    d_state) (the model takes k = tokens per frame of a block: the state after each frame).
+    keep_state=False: the state is only read (a denoising pass at inference), and None stands for
+    the final state; a one-chunk scan then skips writing it, the costliest part of its step."""
     batch, length, heads, head_dim = x.shape
     d_state = B.size(-1)
     if initial_state is None:
@@ -80,13 +83,22 @@ def ssd_chunked(
 
     # 2. The state each chunk writes by its own end, from its inputs decayed to the chunk's last step.
     decay_to_end = torch.exp(log_decay_cum[..., -1:] - log_decay_cum)  # (b, h, c, s)
-    chunk_writes = torch.einsum("bcsn,bhcs,bcshp->bchpn", B, decay_to_end, xdt)
 
     # 3. Across chunks: the recurrence over chunk boundaries, the initial state as chunk "-1".
-    if n_chunks == 1:  # (the noisy frames of clean-context training: thousands of one-chunk sequences)
+    if n_chunks == 1:
+        # One chunk: a frame of a block at inference, the noisy frames of clean-context training.
+        # The state is the largest tensor here (at inference 20 MB for 128 envs' 2x2 blocks), so the
+        # writes are added into the decayed state in place by the matmul that makes them
+        # (baddbmm), not as a third tensor of the state's size.
         entering_states = initial_state.unsqueeze(1)
-        final_state = torch.exp(log_decay_cum[..., 0, -1])[..., None, None] * initial_state + chunk_writes[:, 0]
+        final_state = None
+        if keep_state or states_every:
+            final_state = torch.exp(log_decay_cum[..., 0, -1])[..., None, None] * initial_state  # (b, h, p, n)
+            weighted = (xdt[:, 0] * decay_to_end[:, :, 0].transpose(1, 2).unsqueeze(-1))  # (b, s, h, p)
+            weighted = weighted.permute(0, 2, 3, 1).reshape(batch, heads * head_dim, chunk_size)
+            final_state.view(batch, heads * head_dim, d_state).baddbmm_(weighted, B[:, 0])
     else:
+        chunk_writes = torch.einsum("bcsn,bhcs,bcshp->bchpn", B, decay_to_end, xdt)
         writes = torch.cat([initial_state.unsqueeze(1), chunk_writes], dim=1)  # (b, c+1, h, p, n)
         chunk_log_decay = F.pad(log_decay_cum[..., -1], (1, 0))  # (b, h, c+1)
         decay_across = torch.exp(segment_sums(chunk_log_decay))  # (b, h, c+1, c+1)
@@ -99,7 +111,7 @@ def ssd_chunked(
 
     y = (y_within + y_from_state).reshape(batch, n_chunks * chunk_size, heads, head_dim)
     if not states_every:
-        return y[:, :length], final_state
+        return y[:, :length], final_state if keep_state else None
 
     after_chunks = torch.cat([entering_states[:, 1:], final_state.unsqueeze(1)], dim=1)
     return y[:, :length], final_state, after_chunks[:, :length // states_every]
@@ -137,6 +149,7 @@ def ssd_scan(
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
     states_every: int = 0,
+    keep_state: bool = True,
 ) -> tuple[torch.Tensor, ...]:
     """The scan the model calls: one step when length is 1, the `mamba-ssm` kernel on CUDA when
     installed, the chunked PyTorch reference otherwise (always when `states_every` asks for the
@@ -151,13 +164,13 @@ def ssd_scan(
         state = initial_state if initial_state is not None else x.new_zeros(
             x.size(0), x.size(2), x.size(3), B.size(-1))
         y, state = ssd_step(x[:, 0], dt[:, 0], A, B[:, 0], C[:, 0], state)
-        return (y.unsqueeze(1), state) + ((state.unsqueeze(1),) if states_every else ())
+        return (y.unsqueeze(1), state if keep_state else None) + ((state.unsqueeze(1),) if states_every else ())
     kernel = _mamba_ssm_kernel() if x.is_cuda and not states_every else None
     if kernel is not None:
         y, final_state = kernel(
             x.contiguous(), dt.contiguous(), A, B.unsqueeze(2).contiguous(), C.unsqueeze(2).contiguous(),
             chunk_size=chunk_size, initial_states=initial_state, return_final_states=True)
-        return y, final_state
+        return y, final_state if keep_state else None
     with torch.autocast(device_type=x.device.type, enabled=False):
         # A sequence shorter than a chunk (one frame of a small block at inference) is one chunk.
-        return ssd_chunked(x, dt, A, B, C, min(chunk_size, x.size(1)), initial_state, states_every)
+        return ssd_chunked(x, dt, A, B, C, min(chunk_size, x.size(1)), initial_state, states_every, keep_state)

@@ -94,9 +94,10 @@ class Mamba2Mixer(nn.Module):
         return dt, A
 
     def forward(self, sequences: torch.Tensor, state: torch.Tensor,
-                states_every: int = 0) -> tuple[torch.Tensor, ...]:
+                states_every: int = 0, keep_state: bool = True) -> tuple[torch.Tensor, ...]:
         """sequences: (N, L, d_model); state: (N, heads, head_dim, d_state). Returns (out, final state),
-        and with `states_every` = k the state after every k steps (N, L // k, heads, head_dim, d_state)."""
+        and with `states_every` = k the state after every k steps (N, L // k, heads, head_dim, d_state).
+        keep_state=False: the state is only read, None stands for the final state (ssd.ssd_chunked)."""
         n, length, _ = sequences.shape
         z, xbc, dt = torch.split(
             self.in_proj(sequences), [self.d_inner, self.d_inner + 2 * self.config.d_state, self.n_heads], dim=-1)
@@ -104,7 +105,7 @@ class Mamba2Mixer(nn.Module):
         x, B, C = torch.split(xbc, [self.d_inner, self.config.d_state, self.config.d_state], dim=-1)
         dt, A = self.step_sizes(dt)
         x_heads = x.reshape(n, length, self.n_heads, self.config.head_dim)
-        y, *states = ssd_scan(x_heads, dt, A, B, C, self.config.chunk_size, state, states_every)
+        y, *states = ssd_scan(x_heads, dt, A, B, C, self.config.chunk_size, state, states_every, keep_state)
         y = y + x_heads.to(y.dtype) * self.D.to(y.dtype)[:, None]
         y = y.reshape(n, length, self.d_inner).to(z.dtype)
         y = self.norm(y * F.silu(z))

@@ -142,16 +142,21 @@ class WorldModel(nn.Module):
     # ---- recurrent API -------------------------------------------------------------------------
     def initial_state(self, batch: int) -> WorldModelState:
         dtype = torch.float32 if self.latent_mean.dtype in (torch.float16, torch.bfloat16) else self.latent_mean.dtype
-        return self.backbone.initial_state(batch, self.device, dtype)
+        # Under bf16 autocast the attention's keys and values are computed in bf16: a cache of that
+        # dtype holds them exactly, where an fp32 one cost two casts of the whole cache per pass.
+        cache_dtype = torch.bfloat16 if self.config.bf16 else dtype
+        return self.backbone.initial_state(batch, self.device, dtype, cache_dtype)
 
     def step_latents(self, state: WorldModelState, latents: torch.Tensor, actions: torch.Tensor,
-                     noise_level: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, WorldModelState]:
+                     noise_level: torch.Tensor | None = None, keep_state: bool = True,
+                     ) -> tuple[torch.Tensor, torch.Tensor, WorldModelState | None]:
         """Run the backbone over latents (B, T, h, w, C) at `noise_level` (B, T) (default 0: commit).
-        Returns (prediction, features (B, T, D), state after them)."""
+        Returns (prediction, features (B, T, D), state after them; None with keep_state=False, a pass
+        that only reads the state)."""
         if noise_level is None:
             noise_level = torch.zeros(latents.shape[:2], device=latents.device, dtype=latents.dtype)
         with self.autocast():
-            prediction, features, new_state = self.backbone(latents, noise_level, actions, state)
+            prediction, features, new_state = self.backbone(latents, noise_level, actions, state, keep_state)
         return prediction.to(latents.dtype), features.to(latents.dtype), new_state
 
     @torch.no_grad()
@@ -201,7 +206,7 @@ class WorldModel(nn.Module):
         for sigma, next_sigma in zip(schedule[:-1], schedule[1:]):
             noise_level = torch.full(shape[:2], sigma, device=self.device, dtype=dtype)
             with record_function(PROFILE_DENOISE):
-                prediction, features, _ = self.step_latents(state, latent, actions, noise_level)
+                prediction, features, _ = self.step_latents(state, latent, actions, noise_level, keep_state=False)
             if prior_features is None:
                 prior_features = features
             latent = euler_step(latent, prediction, sigma, next_sigma, c.diffusion)
