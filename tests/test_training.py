@@ -213,3 +213,23 @@ def test_init_autoencoder_shares_stage_0(dataset, finished_run, tmp_path):
     assert refused.returncode == 1
     assert "--init-autoencoder" in refused.stderr and "autoencoder.channels" in refused.stderr
     assert not (tmp_path / "refused").exists()
+
+
+def test_init_model_fine_tunes_from_all_of_the_donors_weights(dataset, finished_run, tmp_path):
+    """--init-model starts the dynamics from the donor's backbone and heads (and takes its autoencoder):
+    with a learning rate of 0 the fine-tuned model is the donor, weight for weight; --init-autoencoder
+    alone (the control) starts the backbone afresh."""
+    frozen = ("--set", "dynamics_training.lr=0", "--set", "seed=1")
+    train(dataset, tmp_path / "tuned", "--init-model", str(finished_run), *frozen)
+    train(dataset, tmp_path / "control", "--init-autoencoder", str(finished_run), *frozen)
+    donor, tuned, control = (load_world_model(p) for p in (finished_run, tmp_path / "tuned", tmp_path / "control"))
+    tuned_weights, control_weights = tuned.state_dict(), control.state_dict()
+    for name, tensor in donor.state_dict().items():
+        assert torch.equal(tensor, tuned_weights[name]), name
+    assert not all(torch.equal(t, control_weights[f"backbone.{n}"]) for n, t in donor.backbone.state_dict().items())
+    # A donor of another model config is refused before anything is written.
+    refused = train(dataset, tmp_path / "refused", "--init-model", str(finished_run),
+                    "--set", "model.backbone.n_layers=3", check=False)
+    assert refused.returncode == 1
+    assert "--init-model" in refused.stderr and "backbone.n_layers" in refused.stderr
+    assert not (tmp_path / "refused").exists()

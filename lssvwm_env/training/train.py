@@ -63,13 +63,18 @@ def cosine_lr(step: int, total: int, warmup: int, peak: float) -> float:
 class Trainer:
     def __init__(self, config: TrainConfig, data_dir: Path, run_dir: Path, device: torch.device,
                  resume: bool, command: list[str], allow_changes: bool = False,
-                 init_autoencoder: Path | None = None) -> None:
+                 init_autoencoder: Path | None = None, init_model: Path | None = None) -> None:
         self.config, self.data_dir, self.run_dir, self.device = config, data_dir, run_dir, device
         self.command, self.allow_changes = command, allow_changes
         # Recorded with the model, so that what serves it knows which real env it imagines.
         self.data_env = Dataset.open(data_dir).manifest.env
         # Checked before anything is written: a donor that cannot serve fails the run at its start.
+        if init_autoencoder is not None and init_model is not None:
+            raise ConfigError("--init-autoencoder and --init-model: give one (--init-model takes the autoencoder too)")
         self.donor = self.autoencoder_donor(init_autoencoder) if init_autoencoder is not None else None
+        self.donates_dynamics = init_model is not None
+        if init_model is not None:
+            self.donor = self.model_donor(init_model)
         self.dist = Distributed.from_environment(device)
         torch.manual_seed(config.seed)
         self.model = WorldModel(config.model).to(device)
@@ -232,6 +237,29 @@ class Trainer:
                                   "to match)")
         return donor
 
+    def model_donor(self, source: Path) -> WorldModel:
+        """The model whose weights `--init-model` starts from (all of them: a fine-tune), checked
+        against this run's model config; precision (`bf16`) may differ, it follows the hardware."""
+        from dataclasses import asdict
+        donor = load_world_model(source)
+        theirs, ours = (json.loads(json.dumps(asdict(c))) for c in (donor.config, self.config.model))
+        theirs["bf16"] = ours["bf16"]
+        differences = diff_configs(theirs, ours, prefix="model.")
+        if differences:
+            raise CheckpointError(f"--init-model {source}: its model config differs from this run's in "
+                                  + "; ".join(differences) + " (--set model... to match)")
+        return donor
+
+    def adopt_dynamics(self) -> None:
+        """--init-model: the donor's backbone and heads (its inference, EMA, weights) as this run's
+        starting point, and as the start of its EMA; the optimizer starts afresh."""
+        self.model.backbone.load_state_dict(self.donor.backbone.state_dict())
+        self.model.heads.load_state_dict(self.donor.heads.state_dict())
+        apply_training_data(self.model, self.training_data)  # the heads' reward range: this run's data
+        self.ema = EMA(self.dynamics_params, self.config.dynamics_training.ema_decay)
+        if self.dist.is_main:
+            tqdm.write("backbone and heads from --init-model")
+
     def adopt_autoencoder(self, eval_episodes) -> None:
         """Stage 0 done by another run: its autoencoder weights and latent statistics, so that variants
         compared on the same data share one autoencoder (and its ceiling)."""
@@ -244,7 +272,9 @@ class Trainer:
         self.progress.autoencoder_step = cfg.iterations
         self.progress.metrics.append({"stage": "autoencoder", "step": cfg.iterations, **metrics})
         if self.dist.is_main:
-            tqdm.write(f"autoencoder from --init-autoencoder: held-out reconstruction PSNR {metrics['ae_psnr']:.2f} dB")
+            tqdm.write(f"autoencoder from the donor: held-out reconstruction PSNR {metrics['ae_psnr']:.2f} dB")
+        if self.donates_dynamics:
+            self.adopt_dynamics()
         self.progress.stage = "dynamics"
         self.save()
 
@@ -501,6 +531,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-autoencoder", type=Path, default=None, metavar="RUN_OR_CHECKPOINT",
                         help="skip stage 0: take the autoencoder (and latent statistics) of this run or checkpoint, "
                              "whose autoencoder config must match; variants compared on one dataset then share it")
+    parser.add_argument("--init-model", type=Path, default=None, metavar="RUN_OR_CHECKPOINT",
+                        help="fine-tune: start from all the weights of this run or checkpoint (e.g. lssvwm_env/"
+                             "checkpoints/default), whose model config must match (--set model... to match); "
+                             "stage 0 is skipped, the dynamics curriculum runs from its first step")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="the backbone's autocast: auto (the default) takes bf16 where the device computes it "
                              "natively (CPUs with AVX512-BF16 or AMX, bf16 GPUs) and fp32 elsewhere; a resumed run "
@@ -546,7 +580,7 @@ def run(args: argparse.Namespace) -> int:
         launched_as_cli = sys.argv[0].endswith(("cli.py", "lssvwm"))
         command = ["lssvwm", *sys.argv[1:]] if launched_as_cli else ["python", "-m", __spec__.name, *sys.argv[1:]]
         Trainer(config, args.data, args.out, device, args.resume, command, args.allow_changes,
-                args.init_autoencoder).run()
+                args.init_autoencoder, args.init_model).run()
     except (ConfigError, CheckpointError, DatasetError, TrainingStopped, ValueError) as err:
         print(f"lssvwm train: error: {err}", file=sys.stderr)
         return 1
