@@ -315,3 +315,45 @@ def test_bench_env_profiles_where_a_batch_step_goes(minigrid_checkpoint, capsys)
     assert sum(shares.values()) == pytest.approx(1.0)
     assert 0 < len(profile["top_ops_share_of_self_time"]) <= 12
     assert "profile of 2 batch steps of 3 envs" in printed
+
+
+def test_contexts_that_recur_are_primed_once_and_give_what_priming_them_gives(minigrid_checkpoint, dataset,
+                                                                              eval_episodes, monkeypatch):
+    """Resets drawn from a fixed set of contexts (a dataset's episode beginnings here; context.npz and
+    given arrays too) prime each distinct context once, however many envs draw it, and keep its state
+    (envs/primed.py, issue 36): a later reset primes nothing and gives each env the state priming its
+    context gives. Random windows do not recur: they are primed at every reset."""
+    from lssvwm_env.models.world_model import WorldModel
+    from lssvwm_env.training.data import input_actions
+
+    primed_batches = []
+    observe_step = WorldModel.observe_step
+
+    def counted(model, state, frames, actions):
+        primed_batches.append(len(frames))
+        return observe_step(model, state, frames, actions)
+
+    monkeypatch.setattr(WorldModel, "observe_step", counted)
+    envs = gym.make_vec("LSSVWM-MiniGrid-v0", num_envs=6, vectorization_mode="vector_entry_point",
+                        checkpoint=minigrid_checkpoint, dataset=dataset, context=5)
+    envs.reset(seed=0)
+    assert primed_batches == [2]  # 6 envs, 2 held-out episodes: two contexts primed, in one pass
+    envs.reset(seed=1)
+    observations, _ = envs.reset(options={"reset_mask": np.array([True, False, True, False, False, False])})
+    assert primed_batches == [2]
+    core = envs.core
+    for env, obs in enumerate(observations):  # each env shows frame 4 of the episode it was primed on
+        episode = next(ep for ep in eval_episodes if np.array_equal(obs, ep["frames"][4]))
+        frames = torch.from_numpy(episode["frames"][None, :5])
+        actions = torch.from_numpy(input_actions(episode["actions"])[None, :5])
+        alone = observe_step(core.model, core.model.initial_state(1), frames, actions).state
+        for mine, theirs in zip(core.state[env].tensors(), alone.tensors()):
+            assert torch.allclose(mine.float(), theirs.float(), atol=1e-5, rtol=1e-5)
+
+    windows = gym.make_vec("LSSVWM-MiniGrid-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                           checkpoint=minigrid_checkpoint, dataset=dataset, dataset_split="train",
+                           context_start="random", context=3)
+    primed_batches.clear()
+    windows.reset(seed=0)
+    windows.reset(seed=0)
+    assert primed_batches == [2, 2]

@@ -49,6 +49,8 @@ class ContextError(ValueError):
 class ContextSource(abc.ABC):
     """Where reset takes its real context from."""
 
+    recurs = False  # its contexts come from a fixed set, so the env keeps their primed states (primed.py)
+
     @abc.abstractmethod
     def draw(self, rng: np.random.Generator, count: int, length: int, full_reset: bool) -> list[Context]:
         """`count` contexts of at most `length` frames (given arrays: all their frames). full_reset:
@@ -70,6 +72,8 @@ class EpisodeArrays(ContextSource):
     i % E, in the caller's order. Otherwise (the context.npz shipped beside a checkpoint) a context is
     an episode's first `length` frames, and a full reset starts from a random episode, then the
     following ones. Autoresets draw episodes at random."""
+
+    recurs = True
 
     def __init__(self, frames: np.ndarray, actions: np.ndarray, action_space: ActionSpace,
                  frame_shape: tuple[int, int, int], where: str = "reset options", given: bool = True) -> None:
@@ -148,6 +152,7 @@ class DatasetEpisodes(ContextSource):
         if start not in CONTEXT_STARTS:
             raise ContextError(f"context start {start!r} is not one of {list(CONTEXT_STARTS)}")
         self.start = start
+        self.recurs = start == "first"
         try:
             self.dataset = Dataset.open(dataset_dir)
         except (DatasetError, OSError) as err:

@@ -35,7 +35,9 @@ from lssvwm_env.checkpoint import action_space as checkpoint_action_space
 from lssvwm_env.checkpoint import DECODERS, load_world_model, resolve_checkpoint_dir
 from lssvwm_env.envs.context import (CONTEXT_FILE, ContextError, ContextSource, DatasetEpisodes, EpisodeArrays,
                                      RealEnvPrefix, context_from_options)
+from lssvwm_env.envs.primed import PrimedCache, context_key
 from lssvwm_env.models.state import WorldModelState
+from lssvwm_env.models.world_model import ModelStep
 
 RENDER_FPS = 15
 MAX_EPISODE_STEPS = 1000  # LSSVWM-Memory-v0's step limit (lssvwm_env/__init__.py): a Memory Maze 9x9 episode
@@ -172,6 +174,7 @@ class ImaginedBatch:
             self.source = EpisodeArrays.from_file(self.checkpoint_dir / CONTEXT_FILE, self.action_space,
                                                   self.frame_shape)
 
+        self.primed = PrimedCache()
         self.np_random = np.random.default_rng()
         self.generator = torch.Generator(device=self.model.device)
         self.noise_seeded = False
@@ -238,17 +241,9 @@ class ImaginedBatch:
         if self.state is None and len(envs) < self.num_envs:
             raise ResetNeeded("reset every env before resetting some of them")
         contexts = self.source.draw(self.np_random, len(envs), self.context, full_reset=len(envs) == self.num_envs)
-        # Envs whose contexts have equal lengths are primed in one pass.
-        lengths = np.array([len(frames) for frames, _ in contexts])
-        primed, order = [], []
-        for length in np.unique(lengths):
-            group = np.flatnonzero(lengths == length)
-            frames = torch.from_numpy(np.stack([contexts[j][0] for j in group]))
-            actions = torch.from_numpy(np.stack([contexts[j][1] for j in group]))
-            primed.append(self.model.observe_step(self.model.initial_state(len(group)), frames, actions))
-            order.extend(group)
+        primed = self.prime(contexts)  # primed[j]: env envs[j]
         position = np.zeros(self.num_envs, dtype=np.int64)
-        position[envs[order]] = np.arange(len(order))
+        position[envs] = np.arange(len(envs))
         index = torch.from_numpy(position).to(self.model.device)
         fresh = WorldModelState.cat([p.state for p in primed])[index]
         if self.state is None:
@@ -257,12 +252,36 @@ class ImaginedBatch:
             self.state = self.state.where(torch.from_numpy(np.asarray(mask, bool)).to(self.model.device), fresh)
         latents = torch.cat([p.latent for p in primed]).float().cpu().numpy()
         features = torch.cat([p.features for p in primed]).float().cpu().numpy()
-        for k, j in enumerate(order):  # the k-th primed env is contexts[j], env envs[j]
-            env = envs[j]
+        for j, env in enumerate(envs):
             self._frames[env] = contexts[j][0][-1]  # the last real frame, shown as it is
-            self.latents[env], self.features[env] = latents[k], features[k]
+            self.latents[env], self.features[env] = latents[j], features[j]
         self.stale[envs] = False
         self.steps[envs] = 0
+
+    def prime(self, contexts: list[tuple[np.ndarray, np.ndarray]]) -> list[ModelStep]:
+        """The model primed on each context: a ModelStep of batch 1 per context. Contexts of a source
+        that recurs are primed once (one of each, however many envs drew it) and kept (primed.py); the
+        rest are primed in one pass per length."""
+        keys = [context_key(*context) for context in contexts] if self.source.recurs else None
+        primed = [self.primed.get(key) for key in keys] if keys else [None] * len(contexts)
+        missing = [j for j, step in enumerate(primed) if step is None]
+        first = {keys[j]: j for j in reversed(missing)} if keys else {}  # key -> first context drawing it
+        to_prime = [j for j in missing if not keys or first[keys[j]] == j]
+        lengths = np.array([len(contexts[j][0]) for j in to_prime], dtype=np.int64)
+        for length in np.unique(lengths):
+            group = [to_prime[i] for i in np.flatnonzero(lengths == length)]
+            frames = torch.from_numpy(np.stack([contexts[j][0] for j in group]))
+            actions = torch.from_numpy(np.stack([contexts[j][1] for j in group]))
+            step = self.model.observe_step(self.model.initial_state(len(group)), frames, actions)
+            for k, j in enumerate(group):
+                primed[j] = ModelStep(step.latent[k:k + 1].clone(), step.features[k:k + 1].clone(), None, None,
+                                      step.state[k].clone())
+                if keys:
+                    self.primed.put(keys[j], primed[j])
+        for j in missing:
+            if primed[j] is None:
+                primed[j] = primed[first[keys[j]]]
+        return primed
 
     # ---- step ----------------------------------------------------------------------------------
     @property
