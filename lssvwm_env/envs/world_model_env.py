@@ -8,7 +8,8 @@ public envs are views of it:
     LSSVWMSB3VecEnv   stable-baselines3 VecEnv (sb3_vec_env.py)
 
 reset primes the model on real frames (context.py), so every imagined episode starts from real
-observations, and its observation is the last frame primed on. Frames given to
+observations, and its observation is the last frame primed on; contexts that recur are primed once
+(primed.py). Frames given to
 reset(options={"frames", "actions"}) are the real past: all of them are primed, and the env
 continues after the last; `context=` limits only the contexts the env draws itself (a dataset, the
 checkpoint's context.npz, a live real env). step = sample the next frame, predict reward and
