@@ -60,6 +60,6 @@ class BlockwiseScan(nn.Module):
         out, new_state, after = self.mixer(self.to_sequences(tokens), flat_state, states_every=per_frame)
         entering = torch.cat([flat_state.unsqueeze(1).to(after.dtype), after[:, :-1]], dim=1)  # (B*blocks, T, ...)
         noisy = self.to_sequences(noisy_tokens).reshape(-1, per_frame, noisy_tokens.size(-1))
-        noisy_out, _ = self.mixer(noisy, entering.reshape(-1, *entering.shape[2:]))
+        noisy_out, _ = self.mixer(noisy, entering.reshape(-1, *entering.shape[2:]), keep_state=False)
         noisy_out = self.from_sequences(noisy_out.reshape(-1, frames * per_frame, noisy_out.size(-1)), batch, frames)
         return self.from_sequences(out, batch, frames), new_state.reshape(state.shape).to(state.dtype), noisy_out

@@ -93,7 +93,7 @@ def ssd_chunked(
         entering_states = initial_state.unsqueeze(1)
         final_state = None
         if keep_state or states_every:
-            final_state = torch.exp(log_decay_cum[..., 0, -1])[..., None, None] * initial_state  # (b, h, p, n)
+            final_state = (torch.exp(log_decay_cum[..., 0, -1])[..., None, None] * initial_state).contiguous()
             weighted = (xdt[:, 0] * decay_to_end[:, :, 0].transpose(1, 2).unsqueeze(-1))  # (b, s, h, p)
             weighted = weighted.permute(0, 2, 3, 1).reshape(batch, heads * head_dim, chunk_size)
             final_state.view(batch, heads * head_dim, d_state).baddbmm_(weighted, B[:, 0])
