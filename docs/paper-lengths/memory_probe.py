@@ -59,8 +59,9 @@ def nearest_pose_psnr(episode: dict[str, np.ndarray], back: int) -> np.ndarray:
 
 def probe(model, episodes: list[dict[str, np.ndarray]], seed: int = 0) -> dict:
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    columns = {"whole_past": [], "cut_past": [], "previous_frame": [], "nearest_pose": [], "gap": []}
-    for ep in episodes:
+    columns = {"whole_past": [], "cut_past": [], "previous_frame": [], "nearest_pose": [], "gap": [], "episode": []}
+    for number, ep in enumerate(episodes):
+        columns["episode"].append(np.full(len(ep["frames"]) - 1, number))
         columns["whole_past"].append(next_frame_psnr(model, ep, generator))
         columns["cut_past"].append(cut_past_psnr(model, ep, generator))
         real = torch.from_numpy(ep["frames"])
@@ -73,18 +74,25 @@ def probe(model, episodes: list[dict[str, np.ndarray]], seed: int = 0) -> dict:
         gap = data["gap"]
         mask = np.isinf(gap) if np.isinf(low) else np.isfinite(gap) & (gap >= low) & (gap <= high)
         out[name] = {"frames": int(mask.sum()),
-                     **{key: float(np.nanmean(data[key][mask])) for key in columns if key != "gap"}}
+                     **{key: float(np.nanmean(data[key][mask])) for key in columns if key not in ("gap", "episode")}}
         out[name]["whole_minus_cut"] = out[name]["whole_past"] - out[name]["cut_past"]
+        # Spread: the standard error of the per-episode means of whole - cut.
+        difference = data["whole_past"] - data["cut_past"]
+        per_episode = [difference[mask & (data["episode"] == e)].mean() for e in range(len(episodes))
+                       if (mask & (data["episode"] == e)).any()]
+        out[name]["whole_minus_cut_se"] = (float(np.std(per_episode, ddof=1) / np.sqrt(len(per_episode)))
+                                           if len(per_episode) > 1 else None)
     return out
 
 
 def table(rows: list[tuple[str, dict]]) -> str:
-    lines = ["| checkpoint | view last seen | frames | whole past (dB) | cut past | whole - cut | previous frame | "
-             "nearest pose > 10 back |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| checkpoint | view last seen | frames | whole past (dB) | cut past | whole - cut (± s.e. over "
+             "episodes) | previous frame | nearest pose > 10 back |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for checkpoint, result in rows:
         for name, b in result.items():
+            spread = f" ± {b['whole_minus_cut_se']:.2f}" if b["whole_minus_cut_se"] is not None else ""
             lines.append(f"| {checkpoint} | {name} | {b['frames']} | {b['whole_past']:.2f} | {b['cut_past']:.2f} | "
-                         f"{b['whole_minus_cut']:+.2f} | {b['previous_frame']:.2f} | {b['nearest_pose']:.2f} |")
+                         f"{b['whole_minus_cut']:+.2f}{spread} | {b['previous_frame']:.2f} | {b['nearest_pose']:.2f} |")
     return "\n".join(lines)
 
 
