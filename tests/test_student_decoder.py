@@ -12,8 +12,8 @@ import torch
 
 import lssvwm_env  # noqa: F401  (registers the ids)
 from lssvwm_env.checkpoint import CheckpointError, load_world_model, resolve_checkpoint_dir
-from lssvwm_env.evaluation.metrics import psnr
 from lssvwm_env.cli import main as lssvwm
+from lssvwm_env.evaluation.metrics import psnr
 from lssvwm_env.training.data import load_split
 from lssvwm_env.training.student_decoder import StudentDecoderConfig, train_student_decoder
 

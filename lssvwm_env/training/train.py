@@ -71,10 +71,9 @@ class Trainer:
         # Checked before anything is written: a donor that cannot serve fails the run at its start.
         if init_autoencoder is not None and init_model is not None:
             raise ConfigError("--init-autoencoder and --init-model: give one (--init-model takes the autoencoder too)")
-        self.donor = self.autoencoder_donor(init_autoencoder) if init_autoencoder is not None else None
         self.donates_dynamics = init_model is not None
-        if init_model is not None:
-            self.donor = self.model_donor(init_model)
+        source = init_model if init_model is not None else init_autoencoder
+        self.donor = self.checked_donor(source) if source is not None else None
         self.dist = Distributed.from_environment(device)
         torch.manual_seed(config.seed)
         self.model = WorldModel(config.model).to(device)
@@ -225,29 +224,23 @@ class Trainer:
                 writer.writerow([row["stage"], step, key, value])
 
     # ---- stage 0: autoencoder ------------------------------------------------------------------
-    def autoencoder_donor(self, source: Path) -> WorldModel:
-        """The model whose autoencoder `--init-autoencoder` takes, checked against this run's config."""
+    def checked_donor(self, source: Path) -> WorldModel:
+        """The model `--init-autoencoder` takes its autoencoder from, or `--init-model` all its weights
+        (a fine-tune), checked against this run's config: the autoencoder's, or the whole model's but
+        for `bf16` (precision follows the hardware)."""
         from dataclasses import asdict
         donor = load_world_model(source)
-        theirs, ours = (json.loads(json.dumps(asdict(c))) for c in (donor.config.autoencoder, self.config.model.autoencoder))
-        differences = diff_configs(theirs, ours, prefix="model.autoencoder.")
+        if self.donates_dynamics:
+            flag, prefix, theirs, ours = "--init-model", "model.", donor.config, self.config.model
+        else:
+            flag, prefix = "--init-autoencoder", "model.autoencoder."
+            theirs, ours = donor.config.autoencoder, self.config.model.autoencoder
+        theirs, ours = (json.loads(json.dumps(asdict(c))) for c in (theirs, ours))
+        theirs.pop("bf16", None), ours.pop("bf16", None)
+        differences = diff_configs(theirs, ours, prefix=prefix)
         if differences:
-            raise CheckpointError(f"--init-autoencoder {source}: its autoencoder config differs from this run's in "
-                                  + "; ".join(differences) + " (train with the same preset, or --set model.autoencoder... "
-                                  "to match)")
-        return donor
-
-    def model_donor(self, source: Path) -> WorldModel:
-        """The model whose weights `--init-model` starts from (all of them: a fine-tune), checked
-        against this run's model config; precision (`bf16`) may differ, it follows the hardware."""
-        from dataclasses import asdict
-        donor = load_world_model(source)
-        theirs, ours = (json.loads(json.dumps(asdict(c))) for c in (donor.config, self.config.model))
-        theirs["bf16"] = ours["bf16"]
-        differences = diff_configs(theirs, ours, prefix="model.")
-        if differences:
-            raise CheckpointError(f"--init-model {source}: its model config differs from this run's in "
-                                  + "; ".join(differences) + " (--set model... to match)")
+            raise CheckpointError(f"{flag} {source}: its {prefix.rstrip('.').replace('.', ' ')} config differs from "
+                                  "this run's in " + "; ".join(differences) + f" (--set {prefix}... to match)")
         return donor
 
     def adopt_dynamics(self) -> None:
