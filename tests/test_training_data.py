@@ -83,6 +83,29 @@ def test_lanes_cover_short_episodes_and_every_episode_end():
     assert lengths[1] - 1 in covered[1]
 
 
+def test_lanes_end_each_long_episodes_last_window_at_its_last_frame_instead_of_padding_it():
+    lengths = [1001, 1001, 1200, 400, 250]
+    lanes = WindowLanes(lengths, n=3, window=400, reset_prob=0.0)
+    generator = torch.Generator().manual_seed(0)
+    previous: list[tuple[int, int] | None] = [None] * 3
+    tails = 0
+    for _ in range(300):
+        windows, reset = lanes.next(generator)
+        for lane, ((episode, start), fresh) in enumerate(zip(windows, reset.tolist())):
+            if lengths[episode] >= 400:
+                assert 0 <= start and start + 400 <= lengths[episode], (episode, start)  # no padding
+            else:
+                assert start == 0  # used whole, padded
+            follows = previous[lane] is not None and previous[lane][0] == episode and start > previous[lane][1]
+            if follows and start != previous[lane][1] + 400:
+                # The tail: its window ends at the episode's end and overlaps the one before it, so the
+                # state is reset rather than carried over frames it has seen.
+                assert start + 400 == lengths[episode] and fresh
+                tails += 1
+            previous[lane] = (episode, start)
+    assert tails > 0
+
+
 def _prefix_lengths(min_prefix: float, frames: int = 12) -> set[int]:
     config = DiffusionConfig(long_context_min_prefix=min_prefix)
     sigma, in_loss = sample_training_noise(4000, frames, config, "cpu", torch.Generator().manual_seed(0),

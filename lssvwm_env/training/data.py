@@ -128,11 +128,12 @@ def step_generator(seed: int, step: int, rank: int, salt: int = 0) -> torch.Gene
 
 
 class WindowLanes:
-    """`n` lanes, each walking one episode window after window, to its last frame (the last window is
-    padded: LatentCache.window). A lane moves to a random new episode when its episode is used up;
+    """`n` lanes, each walking one episode window after window, to its last frame. A lane moves to a random new episode when its episode is used up;
     its state is reset then (episode start) and, with probability `reset_prob`, at any other window
-    boundary (state resetting, docs/design.md). Episodes shorter than a window are used whole, padded:
-    in envs whose episodes end early (MiniGrid) they are the ones that reach the goal."""
+    boundary (state resetting, docs/design.md). An episode's last window ends at its last frame, from a
+    reset state, so that no window of an episode as long as a window is padded. Episodes shorter than
+    a window are used whole, padded (LatentCache.window): in envs whose episodes end early (MiniGrid) they are the ones that reach the
+    goal."""
 
     def __init__(self, episode_lengths: list[int], n: int, window: int, reset_prob: float) -> None:
         if not episode_lengths:
@@ -154,6 +155,13 @@ class WindowLanes:
                 # no longer than a window start at their first frame).
                 pos = int(torch.randint(min(self.window, max(self.lengths[ep] - self.window + 1, 1)), (1,),
                                         generator=generator))
+                reset.append(True)
+            elif pos + self.window > self.lengths[ep]:
+                # A tail shorter than a window: the episode's last window ends at its last frame, from a
+                # fresh state (it overlaps frames the state has seen), rather than padded past it: at 400
+                # frames a fifth of the compute went to padding, and a window whose real frames all fell
+                # in the clean prefix had no loss at all (docs/paper-lengths).
+                pos = self.lengths[ep] - self.window
                 reset.append(True)
             else:
                 reset.append(bool(torch.rand(1, generator=generator) < self.reset_prob))
