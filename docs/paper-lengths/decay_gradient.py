@@ -5,14 +5,16 @@ respect to the log of the head's half-life, all else fixed: -dL/dA_log, since a 
 state by exp(-exp(A_log) * sum dt), so raising A_log by x shortens every half-life by the factor e^x
 and leaves what the head writes unchanged. Negative: remembering longer would lower the loss.
 
-Measured on the same frames two ways: windows of W frames from a fresh state (what `w400` trains on),
-and the same frames cut into windows of W / 4 (the control `w100`'s batch). Over the windows, the
+Measured on windows of W frames of held-out episodes, from a fresh state (what `w400` trains on), with
+the loss over all of a window's frames, over its revisit frames only (the view was last seen 30 or
+more frames before, inside the window: beyond local attention, only the SSM can carry it), and over
+the frames whose view the window never showed before; and on the same frames cut into windows of
+W / 4 (the control `w100`'s batch), all frames. Over the windows, the
 mean, its standard error, and mean / rms: AdamW's step on A_log is about -lr * mean / rms once its
 moments settle, so lr * steps * mean / rms bounds how far a run can move a head's log half-life along
 this route (the dt route through in_proj and dt_bias also changes what the head writes).
 
-    python docs/paper-lengths/decay_gradient.py --latents runs/paper-lengths/w400/latents_train.safetensors \\
-        --windows 16 CHECKPOINT [CHECKPOINT ...]
+    python docs/paper-lengths/decay_gradient.py --data data/mm9-300k --windows 32 CHECKPOINT [CHECKPOINT ...]
 
 Half-lives are measured on the committed pass over the same windows (ssm_timescales.RetentionRecorder).
 Prints one JSON line per checkpoint, then a markdown table of each layer's longest-lived head.
@@ -23,21 +25,25 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from data_collection.dataset import Dataset
 from lssvwm_env.checkpoint import load_world_model
+from lssvwm_env.evaluation.revisits import revisit_gaps
 from lssvwm_env.evaluation.ssm_timescales import RetentionRecorder, blockwise_scans
-from lssvwm_env.training.data import LatentCache
+from lssvwm_env.training.data import build_latent_cache
 from lssvwm_env.training.losses import dynamics_loss
 
 PIECES = 4  # the control's windows: the same frames in W / 4
+REVISIT_GAP = 30  # frames: beyond the local attention's 10 and every head's half-life
+LOSSES = ("all", "revisit", "never_seen", "all_cut")  # the last: all frames, in windows of W / 4
 
 
 def log_half_life_gradient(model, batch: dict[str, torch.Tensor], generator: torch.Generator) -> list[np.ndarray]:
-    """Per layer (heads,): d diffusion loss / d log half-life over the batch's windows, from fresh states."""
+    """Per layer (heads,): d diffusion loss / d log half-life over the batch's windows, from fresh states;
+    the loss over the frames batch["valid"] marks (dynamics_loss leaves the others out)."""
     model.backbone.zero_grad(set_to_none=True)
     state = model.initial_state(batch["latents"].shape[0])
     losses = dynamics_loss(model, batch, state, "diffusion_forcing", 0.0, False, generator=generator)
@@ -61,64 +67,81 @@ def summary(per_window: list[list[np.ndarray]], lr: float = 1e-4, steps: int = 1
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+")
-    parser.add_argument("--latents", required=True, type=Path, help="a run's latents_train.safetensors")
+    parser.add_argument("--data", required=True, help="a dataset with poses (agent_pos, agent_dir); its eval split")
+    parser.add_argument("--episodes", type=int, default=8, help="held-out episodes the windows are drawn from")
     parser.add_argument("--window", type=int, default=400)
-    parser.add_argument("--windows", type=int, default=16)
+    parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     if args.window % PIECES:
         parser.error(f"--window {args.window}: must be a multiple of {PIECES}")
     torch.set_num_threads(args.threads)
-    cache = LatentCache.load(args.latents)
-    lengths = cache.episode_lengths
+    dataset = Dataset.open(args.data)
+    episodes = [dataset.load_episode(e.index) for e in dataset.episodes("eval")][:args.episodes]
+    episodes = [ep for ep in episodes if len(ep["frames"]) >= args.window]
+    if not episodes or "agent_pos" not in episodes[0]:
+        parser.error(f"--data {args.data}: needs held-out episodes of {args.window}+ frames with poses")
     pick = torch.Generator().manual_seed(args.seed)
-    long_enough = [e for e, n in enumerate(lengths) if n >= args.window]
-    if not long_enough:
-        parser.error(f"--latents {args.latents}: no episode holds a window of {args.window} frames")
-    windows = []
+    windows = []  # (episode, start, {loss: frame mask (W,)})
     for _ in range(args.windows):
-        e = long_enough[int(torch.randint(len(long_enough), (1,), generator=pick))]
-        windows.append((e, int(torch.randint(lengths[e] - args.window + 1, (1,), generator=pick))))
+        e = int(torch.randint(len(episodes), (1,), generator=pick))
+        start = int(torch.randint(len(episodes[e]["frames"]) - args.window + 1, (1,), generator=pick))
+        end = start + args.window
+        gap = revisit_gaps(episodes[e]["agent_pos"][start:end], episodes[e]["agent_dir"][start:end],
+                           0, 0, args.window).gap
+        masks = {"all": np.ones(args.window, bool), "revisit": np.isfinite(gap) & (gap >= REVISIT_GAP),
+                 "never_seen": np.isinf(gap)}
+        windows.append((e, start, {k: torch.from_numpy(m) for k, m in masks.items()}))
 
     rows = []
     for checkpoint in args.checkpoints:
         model = load_world_model(checkpoint)
+        cache = build_latent_cache(model, episodes, desc="encode")
         model.backbone.train()
         recorder = RetentionRecorder(model)
         if not recorder.scans:
             parser.error(f"{checkpoint}: this model has no block-wise SSM scan")
-        long_grads, short_grads = [], []
-        for number, (e, start) in enumerate(windows):
+        grads: dict[str, list] = {name: [] for name in LOSSES}
+        frames = {name: 0 for name in LOSSES}
+        for number, (e, start, masks) in enumerate(windows):
             whole = {k: v.unsqueeze(0) for k, v in cache.window(e, start, args.window).items()}
+            for name, mask in masks.items():
+                if mask.any():  # the same noise for every loss of a window
+                    grads[name].append(log_half_life_gradient(
+                        model, {**whole, "valid": whole["valid"] & mask}, torch.Generator().manual_seed(number)))
+                    frames[name] += int(mask.sum())
             piece = args.window // PIECES
             pieces = [cache.window(e, start + i * piece, piece) for i in range(PIECES)]
             cut = {k: torch.stack([p[k] for p in pieces]) for k in pieces[0]}
-            long_grads.append(log_half_life_gradient(model, whole, torch.Generator().manual_seed(number)))
-            short_grads.append(log_half_life_gradient(model, cut, torch.Generator().manual_seed(number)))
+            grads["all_cut"].append(log_half_life_gradient(model, cut, torch.Generator().manual_seed(number)))
+            frames["all_cut"] += args.window
             with torch.no_grad(), recorder:
                 model.step_latents(model.initial_state(1), whole["latents"], whole["actions"])
-        result = {"checkpoint": checkpoint, "window": args.window, "windows": len(windows),
+        result = {"checkpoint": checkpoint, "window": args.window, "revisit_gap": REVISIT_GAP,
                   "half_lives": [h.tolist() for h in recorder.half_lives()],
-                  "long": summary(long_grads), "short": summary(short_grads)}
+                  "windows": {name: len(grads[name]) for name in LOSSES}, "frames": frames,
+                  **{name: summary(grads[name]) for name in LOSSES}}
         print(json.dumps(result), flush=True)
         rows.append(result)
 
-    print(f"\n| checkpoint | layer | longest half-life (frames) | dL/dlog half-life, windows of {args.window} "
-          f"(± s.e.) | mean / rms | windows of {args.window // PIECES} | mean / rms | heads (of the layer) with "
-          f"dL/dlog hl < 0 at 2 s.e., {args.window} / {args.window // PIECES} |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\nd loss / d log half-life of each layer's longest-lived head (± s.e. over windows; mean / rms "
+          f"in brackets); heads: of the layer's, how many have d loss / d log half-life < 0 at 2 s.e.\n")
+    names = {"all": f"windows of {args.window}, all frames", "revisit": f"revisit frames ({REVISIT_GAP}+ back)",
+             "never_seen": "never-seen frames", "all_cut": f"windows of {args.window // PIECES}, all frames"}
+    print("| checkpoint | layer | longest half-life (frames) | " + " | ".join(names.values()) + " | heads: "
+          + " / ".join(LOSSES) + " |")
+    print("|---|---:|---:|" + "---:|" * len(LOSSES) + "---:|")
     for result in rows:
         for layer, half_life in enumerate(result["half_lives"]):
             head = int(np.argmax(half_life))
-            long, short = result["long"][layer], result["short"][layer]
-
-            def wants_longer(s: dict) -> int:
-                return int(sum(m < -2 * se for m, se in zip(s["mean"], s["se"])))
-            print(f"| {result['checkpoint']} | {layer} | {half_life[head]:.2f} | {long['mean'][head]:+.2e} "
-                  f"± {long['se'][head]:.1e} | {long['consistency'][head]:+.2f} | {short['mean'][head]:+.2e} "
-                  f"± {short['se'][head]:.1e} | {short['consistency'][head]:+.2f} | "
-                  f"{wants_longer(long)} / {wants_longer(short)} of {len(half_life)} |")
+            cells, counts = [], []
+            for name in LOSSES:
+                s = result[name][layer]
+                cells.append(f"{s['mean'][head]:+.1e} ± {s['se'][head]:.0e} ({s['consistency'][head]:+.2f})")
+                counts.append(str(sum(m < -2 * se for m, se in zip(s["mean"], s["se"]))))
+            print(f"| {result['checkpoint']} | {layer} | {half_life[head]:.2f} | " + " | ".join(cells)
+                  + f" | {' / '.join(counts)} of {len(half_life)} |")
 
 
 if __name__ == "__main__":
