@@ -1,5 +1,6 @@
 """The training data path: every episode's last transition reaches the latent cache (from the
-dataset's final_frame), and the window lanes train on short episodes and episode ends (padded)."""
+dataset's final_frame); the window lanes train on short episodes (padded) and episode ends (a long
+episode's last window ends at its last frame); the noise levels and loss mask a window trains under."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lssvwm_env.models.diffusion import DiffusionConfig, sample_training_noise
 from lssvwm_env.models.world_model import WorldModel
 from lssvwm_env.presets import preset
 from lssvwm_env.training.data import LatentCache, WindowLanes, build_latent_cache
+from lssvwm_env.training.losses import dynamics_loss
 
 
 def _episode(length: int, final_frame: bool, seed: int) -> dict[str, np.ndarray]:
@@ -133,3 +135,28 @@ def test_pure_noise_share_puts_noised_frames_at_noise_level_one_and_leaves_the_c
     assert ((sigma == 0) == ~in_loss).all()  # the clean prefixes are untouched and stay out of the loss
     with pytest.raises(ValueError, match="pure_noise_prob"):
         DiffusionConfig(pure_noise_prob=1.5)
+
+
+def test_given_noise_levels_and_loss_mask_are_the_ones_the_loss_is_taken_under():
+    torch.manual_seed(0)
+    model = WorldModel(preset("tiny").model)
+    with torch.no_grad():  # adaLN-Zero starts the output at zero, whatever the noise level: perturb it
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    cache = build_latent_cache(model, [_episode(6, False, 0)], desc="test")
+    batch = {k: v.unsqueeze(0) for k, v in cache.window(0, 0, 6).items()}
+
+    def loss(sigma: float, frames: list[int]) -> float:
+        levels = torch.full((1, 6), sigma)
+        in_loss = torch.zeros(1, 6, dtype=torch.bool)
+        in_loss[0, frames] = True
+        with torch.no_grad():
+            return dynamics_loss(model, batch, model.initial_state(1), "diffusion_forcing", 0.0, False,
+                                 generator=torch.Generator().manual_seed(0),
+                                 noise_levels=(levels, in_loss)).diffusion.item()
+
+    # The loss over frames 1-4 is the mean of each one's own: the mask picks the frames.
+    whole = loss(0.5, [1, 2, 3, 4])
+    assert whole == pytest.approx(sum(loss(0.5, [f]) for f in range(1, 5)) / 4, rel=1e-5)
+    assert loss(0.5, [1]) != pytest.approx(loss(0.5, [4]), rel=1e-3)
+    assert loss(1.0, [1, 2, 3, 4]) != pytest.approx(whole, rel=1e-3)  # the levels are the ones given

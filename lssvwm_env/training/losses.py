@@ -36,16 +36,22 @@ class DynamicsLoss:
 
 def dynamics_loss(model, batch: dict[str, torch.Tensor], state: WorldModelState, objective: str,
                   reward_loss_weight: float, carry_clean_state: bool,
-                  generator: torch.Generator | None = None) -> DynamicsLoss:
+                  generator: torch.Generator | None = None,
+                  noise_levels: tuple[torch.Tensor, torch.Tensor] | None = None) -> DynamicsLoss:
     """batch: a window per lane, as LatentCache.window stacks them: latents (B, T, h, w, C), actions,
-    rewards, terminated, has_transition, valid (B, T). state: the lanes' state before the window."""
+    rewards, terminated, has_transition, valid (B, T). state: the lanes' state before the window.
+    noise_levels: (sigma, in_loss), each (B, T), to train under instead of drawing them (a probe's
+    settings, docs/paper-lengths/decay_gradient.py)."""
     latents, actions, valid = batch["latents"], batch["actions"], batch["valid"]
     batch_size, frames = latents.shape[:2]
     diffusion = model.config.diffusion
     device = latents.device
     clean_context = objective == "clean_context"
-    sigma, in_loss = sample_training_noise(batch_size, frames, diffusion, "cpu", generator=generator,
-                                           long_context=False if clean_context else None)
+    if noise_levels is None:
+        sigma, in_loss = sample_training_noise(batch_size, frames, diffusion, "cpu", generator=generator,
+                                               long_context=False if clean_context else None)
+    else:
+        sigma, in_loss = noise_levels
     sigma, in_loss = sigma.to(device), in_loss.to(device) & valid  # no loss on padding
     noise = torch.randn(latents.shape, generator=generator).to(device)
     noisy = add_noise(latents, noise, sigma)
