@@ -12,12 +12,13 @@ the frames whose view the window never showed before; with the recent past withh
 first half clean, the next 30 frames at pure noise, the loss on the 10 frames after them only: local
 attention sees noise, so only the SSM can bring the clean half to them; a loss where only memory
 pays); and on the same frames cut into windows of W / 4 (the control `w100`'s batch), all frames.
-Over the windows, the
-mean, its standard error, and mean / rms: AdamW's step on A_log is about -lr * mean / rms once its
-moments settle, so lr * steps * mean / rms bounds how far a run can move a head's log half-life along
-this route (the dt route through in_proj and dt_bias also changes what the head writes).
+Over the windows, the mean, its standard error, and mean / rms: AdamW's step on A_log is about
+-lr * mean / rms once its moments settle, so lr * steps * mean / rms bounds how far a run can move a
+head's log half-life along this route (the dt route through in_proj and dt_bias also changes what the
+head writes).
 
-    python docs/paper-lengths/decay_gradient.py --data data/mm9-300k --windows 32 CHECKPOINT [CHECKPOINT ...]
+    python docs/paper-lengths/decay_gradient.py CHECKPOINT [CHECKPOINT ...] --data data/mm9-300k --windows 32 \\
+        [--losses after_gap all]
 
 Half-lives are measured on the committed pass over the same windows (ssm_timescales.RetentionRecorder).
 Prints one JSON line per checkpoint, then a markdown table of each layer's longest-lived head.
