@@ -23,8 +23,8 @@ def blockwise_scans(model) -> list[BlockwiseScan]:
 
 class RetentionRecorder:
     """While active (`with RetentionRecorder(model) as recorder:`), records every layer's per-frame log
-    retention (log of the state's scale over a frame, per head) in every scan over whole frames. It
-    cannot tell a denoising pass from a committed one, so run inside the block only the passes to
+    retention (log of the state's scale over a frame, per head) in every scan (BlockwiseScan hands its
+    mixer whole frames, block by block). It cannot tell a denoising pass from a committed one, so run inside the block only the passes to
     measure (`WorldModel.observe`: the committed pass over real frames)."""
 
     def __init__(self, model) -> None:
@@ -51,8 +51,6 @@ class RetentionRecorder:
             with torch.no_grad():
                 dt, a = mixer.step_sizes(output[..., -mixer.n_heads:])
                 frames = dt.size(1) // per_frame
-                if frames * per_frame != dt.size(1):
-                    return
                 per_frame_log = dt.reshape(dt.size(0), frames, per_frame, -1).sum(2) * a  # (seq, frames, heads)
                 self.log_retention[index].append(per_frame_log.reshape(-1, mixer.n_heads))
         return record
@@ -62,7 +60,7 @@ class RetentionRecorder:
         out = []
         for logs in self.log_retention:
             if not logs:
-                raise ValueError("no pass over whole frames was recorded")
+                raise ValueError("no scan was recorded: run the passes to measure inside the block")
             logs_all = torch.cat(logs)
             out.append((math.log(2) / (-logs_all).clamp(min=1e-9)).median(0).values.numpy())
         return out

@@ -128,11 +128,12 @@ def step_generator(seed: int, step: int, rank: int, salt: int = 0) -> torch.Gene
 
 
 class WindowLanes:
-    """`n` lanes, each walking one episode window after window, to its last frame. A lane moves to a random new episode when its episode is used up;
-    its state is reset then (episode start) and, with probability `reset_prob`, at any other window
-    boundary (state resetting, docs/design.md). An episode's last window ends at its last frame, from a
-    reset state, so that no window of an episode as long as a window is padded. Episodes shorter than
-    a window are used whole, padded (LatentCache.window): in envs whose episodes end early (MiniGrid) they are the ones that reach the
+    """`n` lanes, each walking one episode window after window, to its last frame. A lane moves to a
+    random new episode when its episode is used up; its state is reset then (episode start) and, with
+    probability `reset_prob`, at any other window boundary (state resetting, docs/design.md). An
+    episode's last window ends at its last frame, from a reset state, so that no window of an episode
+    as long as a window is padded. Episodes shorter than a window are used whole, padded
+    (LatentCache.window): in envs whose episodes end early (MiniGrid) they are the ones that reach the
     goal."""
 
     def __init__(self, episode_lengths: list[int], n: int, window: int, reset_prob: float) -> None:
